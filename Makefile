@@ -1,0 +1,49 @@
+# The course's commands. `make help` lists them.
+# VENV can point elsewhere (CI keeps one outside the clone to reuse it between runs).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: help venv course test check lint notebooks html pdf bench lab clean
+
+help:            ## list the commands
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)   ## create or reuse the virtual environment (.venv) with everything installed
+
+course: venv     ## run every notebook (papermill -> build/executed/) and render HTML (build/html/)
+	$(PY) scripts/run_course.py
+
+test: venv       ## the whole test suite: unit tests, nbval over every notebook, papermill, rendering
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: venv       ## ruff over helpers/, tests/, bench/, scripts/ and the notebooks' code cells
+	$(VENV)/bin/ruff check helpers tests bench scripts notebooks
+
+check: lint test ## lint + tests (what a contributor runs before pushing)
+
+notebooks: venv  ## re-execute notebooks in place (restart + run all) so committed outputs are clean
+	$(PY) scripts/run_course.py --in-place $(NB)
+
+html: venv       ## the HTML book in build/html/ from the executed notebooks
+	$(PY) scripts/run_course.py --html-only
+
+pdf: venv        ## the whole course as one PDF in build/course.pdf
+	$(PY) scripts/build_book.py --pdf
+
+bench: venv      ## the training-pipeline benchmark (writes bench/results/)
+	$(PY) bench/pipeline.py
+
+lab: venv        ## open the course in JupyterLab
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:           ## remove build outputs (keeps data/ and the venv)
+	rm -rf build

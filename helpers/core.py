@@ -1,0 +1,409 @@
+"""Run setup shared by every notebook: seeding, device choice, parameter checks, run report.
+
+A notebook's first code cells look like this::
+
+    # parameters cell (tagged `parameters`)
+    seed = 0
+    device = "auto"
+    dataset = "digits"
+    epochs = 3
+
+    # next cell
+    params = helpers.check_params(seed=seed, device=device, dataset=dataset, epochs=epochs)
+    run = helpers.setup(params)
+
+`check_params` turns a bad papermill parameter into a ValueError that names the parameter,
+the bad value and the valid choices; `setup` seeds everything, picks the device, sets the
+book's plotting style and returns a `RunReport` that prints how the notebook was produced.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import os
+import platform
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CHAPTERS",
+    "DATASETS",
+    "Params",
+    "RunReport",
+    "check_params",
+    "course_root",
+    "default_data_dir",
+    "default_output_dir",
+    "resolve_device",
+    "seed_everything",
+    "setup",
+]
+
+#: The book's chapters: notebook prefix -> (English title, Chinese title).
+CHAPTERS = {
+    "01": ("Background", "背景介绍"),
+    "02": ("Core concepts", "核心概念与联系"),
+    "03": ("Algorithms and mathematical models", "核心算法原理和数学模型"),
+    "04": ("Code examples", "具体代码实例"),
+    "05": ("Future trends and challenges", "未来发展趋势与挑战"),
+    "06": ("FAQ", "常见问题与解答"),
+}
+
+#: Dataset names that `helpers.data.load_dataset` understands.
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "folder")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def course_root() -> Path:
+    """The repository root (the folder holding `helpers/` and `notebooks/`)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def default_data_dir() -> Path:
+    """Where datasets live: `$COURSE_DATA_DIR` if set, else the repository's `data/` folder."""
+    env = os.environ.get("COURSE_DATA_DIR")
+    return Path(env).expanduser() if env else course_root() / "data"
+
+
+def default_output_dir(notebook: str | None = None) -> Path:
+    """Where notebooks write files (checkpoints, exports): `build/outputs/<notebook>/`."""
+    out = course_root() / "build" / "outputs"
+    return out / notebook if notebook else out
+
+
+# --------------------------------------------------------------------------- seeding, device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) so a run can be repeated exactly."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Turn "auto" into the best available device (cuda, then mps, then cpu).
+
+    An explicit device that is not available raises a ValueError that says what is.
+    """
+    name = str(device)
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    kind = name.split(":")[0]
+    if kind not in DEVICES:
+        raise ValueError(
+            f"device={name!r} is not a device this course knows; "
+            f"valid choices: {', '.join(repr(d) for d in DEVICES)}"
+        )
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={name!r} was asked for, but no CUDA GPU is available on this machine; "
+            "use device='auto' (picks the GPU when there is one) or device='cpu'"
+        )
+    if kind == "mps" and not (
+        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    ):
+        raise ValueError(
+            f"device={name!r} was asked for, but Apple's MPS backend is not available here; "
+            "use device='auto' or device='cpu'"
+        )
+    return torch.device(name)
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+class Params(dict):
+    """The checked parameters of a notebook run: a dict with attribute access."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.items())
+        return f"Params({inner})"
+
+
+def _int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(
+            f"parameter {name}={value!r} must be a whole number >= {minimum} "
+            f"(got {type(value).__name__}); e.g. papermill -p {name} {max(minimum, 1)}"
+        )
+    if value < minimum:
+        raise ValueError(
+            f"parameter {name}={value!r} is out of range: it must be >= {minimum}; "
+            f"e.g. papermill -p {name} {max(minimum, 1)}"
+        )
+    return int(value)
+
+
+def _positive_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ValueError(f"parameter {name}={value!r} must be a number > 0 (got {type(value).__name__})")
+    if not value > 0:
+        raise ValueError(f"parameter {name}={value!r} is out of range: it must be > 0")
+    return float(value)
+
+
+def _fraction(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ValueError(f"parameter {name}={value!r} must be a number in [0, 1)")
+    if not 0 <= value < 1:
+        raise ValueError(f"parameter {name}={value!r} is out of range: it must be in [0, 1)")
+    return float(value)
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(
+            f"parameter {name}={value!r} must be True or False (got {type(value).__name__}); "
+            f"e.g. papermill -p {name} True"
+        )
+    return bool(value)
+
+
+def _dataset(name: str, value: Any, choices: tuple[str, ...] = DATASETS) -> str:
+    if value not in choices:
+        hint = difflib.get_close_matches(str(value), choices, n=1)
+        did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise ValueError(
+            f"parameter {name}={value!r} is not a dataset this notebook knows{did_you_mean}; "
+            f"valid choices: {', '.join(repr(c) for c in choices)}"
+        )
+    return str(value)
+
+
+def _device(name: str, value: Any) -> str:
+    if not isinstance(value, (str, torch.device)):
+        raise ValueError(f"parameter {name}={value!r} must be a string such as 'auto' or 'cpu'")
+    resolve_device(value)  # raises a clear error if unavailable
+    return str(value)
+
+
+def _directory(name: str, value: Any, must_exist: bool = False) -> Path | None:
+    """A folder the notebook reads from or writes to; None means the course default."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"parameter {name}={value!r} must be a folder path (a string) or None")
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"parameter {name}={str(value)!r} is a file, not a folder; pass a folder path")
+    if not path.exists():
+        if must_exist:
+            raise ValueError(
+                f"parameter {name}={str(value)!r}: the folder does not exist; "
+                "create it or pass an existing folder (None uses the course default)"
+            )
+        parent = next((p for p in path.parents if p.exists()), None)
+        if parent is None or not os.access(parent, os.W_OK):
+            raise ValueError(
+                f"parameter {name}={str(value)!r}: the folder does not exist and cannot be created "
+                f"there (no write permission in {str(parent)!r}); pass a writable folder"
+            )
+    elif not os.access(path, os.W_OK):
+        raise ValueError(
+            f"parameter {name}={str(value)!r}: the folder is not writable; pass a writable folder "
+            "(downloads and outputs are written there)"
+        )
+    return path
+
+
+#: Rules for the parameter names the notebooks share. A notebook may pass `rules=` for its own.
+RULES: dict[str, Callable[[str, Any], Any]] = {
+    "seed": lambda n, v: _int(n, v, 0),
+    "epochs": lambda n, v: _int(n, v, 1),
+    "batch_size": lambda n, v: _int(n, v, 1),
+    "n_seeds": lambda n, v: _int(n, v, 1),
+    "repeats": lambda n, v: _int(n, v, 1),
+    "n_per_class": lambda n, v: _int(n, v, 1),
+    "image_size": lambda n, v: _int(n, v, 1),
+    "lr": _positive_float,
+    "time_budget_s": _positive_float,
+    "val_fraction": _fraction,
+    "label_smoothing": _fraction,
+    "fast": _bool,
+    "full": _bool,
+    "device": _device,
+    "dataset": _dataset,
+    "data_dir": _directory,
+    "output_dir": _directory,
+}
+
+
+def _typed_like(default: Any) -> Callable[[str, Any], Any]:
+    """A rule that accepts values of the default's type (int where a float is expected)."""
+
+    def rule(name: str, value: Any) -> Any:
+        ok = isinstance(value, type(default)) or (
+            isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)
+        )
+        if default is not None and not ok:
+            raise ValueError(
+                f"parameter {name}={value!r} has the wrong type: expected "
+                f"{type(default).__name__} like the default {default!r}"
+            )
+        return value
+
+    return rule
+
+
+def _injected_parameter_names() -> set[str] | None:
+    """Names that papermill injected into this kernel (None outside papermill/IPython).
+
+    papermill writes the values it is given into a new cell that starts with
+    "# Parameters" right after the `parameters` cell. It only *warns* about names the
+    notebook does not declare, so we read that cell back from IPython's input history.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency of jupyter
+        return None
+    shell = get_ipython()
+    if shell is None:
+        return None
+    names: set[str] = set()
+    for source in shell.user_ns.get("In", []):
+        if not source.lstrip().startswith("# Parameters"):
+            continue
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Assign):
+                names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
+
+
+def check_params(
+    rules: Mapping[str, Callable[[str, Any], Any]] | None = None,
+    datasets: tuple[str, ...] | None = None,
+    injected: set[str] | None = None,
+    **params: Any,
+) -> Params:
+    """Validate a notebook's parameters and return them as `Params`.
+
+    Every keyword is one parameter of the notebook. Known names (`seed`, `epochs`,
+    `dataset`, `device`, `data_dir`, ...) are checked by the shared rules; `rules` adds or
+    overrides rules for this notebook; `datasets` restricts which datasets are valid.
+    Any other value is checked against nothing but kept. When run by papermill, a parameter
+    name that the notebook does not declare (a typo such as ``-p epoch 3``) is an error.
+
+    Raises ValueError naming the parameter, the bad value and what would be valid.
+    """
+    declared = set(params)
+    unknown = (injected if injected is not None else _injected_parameter_names() or set()) - declared
+    if unknown:
+        parts = []
+        for bad in sorted(unknown):
+            hint = difflib.get_close_matches(bad, sorted(declared), n=1)
+            parts.append(f"{bad!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+        raise ValueError(
+            f"unknown parameter {', '.join(parts)}: this notebook's parameters are "
+            f"{', '.join(sorted(declared))}"
+        )
+    all_rules = dict(RULES)
+    if datasets is not None:
+        all_rules["dataset"] = lambda n, v: _dataset(n, v, tuple(datasets))
+    all_rules.update(rules or {})
+    checked = Params()
+    for name, value in params.items():
+        rule = all_rules.get(name)
+        checked[name] = rule(name, value) if rule else value
+    return checked
+
+
+# --------------------------------------------------------------------------- run report
+
+
+@dataclass
+class RunReport:
+    """How a notebook run was produced; printed at the start and (with wall time) at the end."""
+
+    device: torch.device
+    seed: int
+    torch_version: str = torch.__version__
+    torchvision_version: str = ""
+    python_version: str = platform.python_version()
+    threads: int = field(default_factory=torch.get_num_threads)
+    params: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        """Seconds since `setup` was called."""
+        return time.perf_counter() - self.started
+
+    def summary(self, final: bool = False) -> str:
+        shown = {k: v for k, v in self.params.items() if k not in ("seed", "device")}
+        lines = [
+            f"device: {self.device} · threads: {self.threads} · seed: {self.seed}",
+            f"python {self.python_version} · torch {self.torch_version} · "
+            f"torchvision {self.torchvision_version}",
+        ]
+        if shown:
+            lines.append("parameters: " + ", ".join(f"{k}={_short(v)}" for k, v in shown.items()))
+        if final:
+            lines.append(f"wall time: {self.elapsed():.1f} s")
+        return "\n".join(lines)
+
+    def finish(self) -> RunReport:
+        """Print the final run report (parameters and wall time); call it in the last cell."""
+        print("Run report\n" + self.summary(final=True))
+        return self
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, Path):
+        return repr(value.name or str(value))
+    return repr(value)
+
+
+def setup(
+    params: Mapping[str, Any] | None = None,
+    *,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+    style: bool = True,
+    quiet: bool = False,
+) -> RunReport:
+    """Seed everything, resolve the device, set the book's plot style, print a run report.
+
+    `params` (from `check_params`) supplies `seed` and `device` unless given explicitly.
+    Returns the `RunReport`; its `finish()` prints the wall time at the end of a notebook.
+    """
+    params = dict(params or {})
+    seed = int(seed if seed is not None else params.get("seed", 0))
+    dev = resolve_device(device if device is not None else params.get("device", "auto"))
+    seed_everything(seed)
+    if style:
+        from .plots import set_style
+
+        set_style()
+    import torchvision
+
+    report = RunReport(
+        device=dev, seed=seed, torchvision_version=torchvision.__version__, params=params
+    )
+    if not quiet:
+        print(report.summary())
+    return report

@@ -1,0 +1,372 @@
+"""Datasets as in-memory uint8 tensors, and the real photos bundled with scikit-image.
+
+`load_dataset(name)` returns an `ImageData`: train and test images as one uint8 tensor each
+(`[N, C, H, W]`), integer labels, class names, and the per-channel mean/std of the
+*training* split (used for normalisation: the test split must not leak into it).
+
+Small datasets (digits, MNIST, Fashion-MNIST, CIFAR-10, a small image folder) fit in memory,
+so batching, normalisation and augmentation run as tensor operations on the training
+device (see `helpers.training`), not per sample in Python.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .core import DATASETS, default_data_dir
+
+__all__ = [
+    "PHOTOS",
+    "DatasetError",
+    "ImageData",
+    "augment_batch",
+    "iterate_batches",
+    "load_dataset",
+    "load_digits",
+    "load_photo",
+    "normalize",
+]
+
+
+class DatasetError(ValueError):
+    """A dataset could not be loaded; the message says which files and how to fix it."""
+
+
+@dataclass
+class ImageData:
+    """A labelled image dataset held in memory as uint8 tensors.
+
+    x_train, x_test: uint8 `[N, C, H, W]`; y_train, y_test: int64 `[N]`.
+    mean, std: per-channel statistics of the training split, in [0, 1] units.
+    """
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: list[str]
+    mean: tuple[float, ...] = field(default=())
+    std: tuple[float, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.mean:
+            self.mean, self.std = channel_stats(self.x_train)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """One image's shape, `(C, H, W)`."""
+        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def __repr__(self) -> str:
+        c, h, w = self.shape
+        return (
+            f"ImageData({self.name!r}, train={len(self.y_train)}, test={len(self.y_test)}, "
+            f"image=[{c}, {h}, {w}] uint8, classes={self.n_classes})"
+        )
+
+    def to(self, device: torch.device | str) -> ImageData:
+        """The same data with its tensors on `device` (statistics unchanged)."""
+        return replace(
+            self,
+            x_train=self.x_train.to(device),
+            y_train=self.y_train.to(device),
+            x_test=self.x_test.to(device),
+            y_test=self.y_test.to(device),
+        )
+
+    def subset(self, n_per_class: int, seed: int = 0, recompute_stats: bool = True) -> ImageData:
+        """A class-balanced subset of the training split (test split unchanged)."""
+        idx = _per_class_indices(self.y_train, n_per_class, seed)
+        x = self.x_train[idx]
+        stats = channel_stats(x) if recompute_stats else (self.mean, self.std)
+        return replace(self, x_train=x, y_train=self.y_train[idx], mean=stats[0], std=stats[1])
+
+    def split_validation(self, fraction: float = 0.1, seed: int = 0) -> tuple[ImageData, ImageData]:
+        """Split the training set into (train, validation), stratified; test split kept on both."""
+        gen = torch.Generator().manual_seed(seed)
+        y = self.y_train.cpu()
+        val_idx = []
+        for c in torch.unique(y):
+            members = torch.nonzero(y == c).flatten()
+            members = members[torch.randperm(len(members), generator=gen)]
+            val_idx.append(members[: max(1, round(fraction * len(members)))])
+        val = torch.cat(val_idx).sort().values
+        keep = torch.ones(len(y), dtype=torch.bool)
+        keep[val] = False
+        train_idx = torch.nonzero(keep).flatten()
+        dev = self.x_train.device
+        train = replace(self, x_train=self.x_train[train_idx.to(dev)], y_train=self.y_train[train_idx.to(dev)])
+        valid = replace(self, x_train=self.x_train[val.to(dev)], y_train=self.y_train[val.to(dev)])
+        return train, valid
+
+
+def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images `[N, C, H, W]`, in [0, 1] units."""
+    xf = x.to(torch.float64) / 255.0
+    mean = xf.mean(dim=(0, 2, 3))
+    std = xf.std(dim=(0, 2, 3))
+    return tuple(round(float(m), 6) for m in mean), tuple(round(float(s), 6) for s in std)
+
+
+def _per_class_indices(y: torch.Tensor, n_per_class: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    y = y.cpu()
+    chosen = []
+    for c in torch.unique(y):
+        members = torch.nonzero(y == c).flatten()
+        if len(members) < n_per_class:
+            raise ValueError(
+                f"class {int(c)} has only {len(members)} training images; "
+                f"n_per_class={n_per_class} is too many"
+            )
+        chosen.append(members[torch.randperm(len(members), generator=gen)[:n_per_class]])
+    return torch.cat(chosen).sort().values
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """uint8 `[B, C, H, W]` -> float32, scaled to [0, 1] then standardised per channel."""
+    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    return (x.float() / 255.0 - m) / s
+
+
+def augment_batch(
+    x: torch.Tensor, pad: int = 2, flip: bool = False, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Random translation by up to `pad` pixels (and horizontal flip) for a whole batch at once.
+
+    Works on any dtype; each image gets its own shift, computed with one gather instead of a
+    Python loop over samples.
+    """
+    b, c, h, w = x.shape
+    device = x.device
+    if pad > 0:
+        padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+        oy = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device="cpu").to(device)
+        ox = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device="cpu").to(device)
+        rows = (oy[:, None] + torch.arange(h, device=device))[:, :, None]  # [B, H, 1]
+        cols = (ox[:, None] + torch.arange(w, device=device))[:, None, :]  # [B, 1, W]
+        batch = torch.arange(b, device=device)[:, None, None]
+        x = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)  # [B,H,W,C]->[B,C,H,W]
+    if flip:
+        mask = torch.rand(b, generator=generator, device="cpu").to(device) < 0.5
+        x = torch.where(mask[:, None, None, None], x.flip(-1), x)
+    return x.contiguous()
+
+
+def iterate_batches(
+    n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None = None
+) -> Iterator[torch.Tensor]:
+    """Index tensors of each batch over `n` items (shuffled with `generator` if asked)."""
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
+
+
+# --------------------------------------------------------------------------- embedded data
+
+
+def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> ImageData:
+    """scikit-learn's 1,797 real 8x8 handwritten digits, stratified train/test split.
+
+    The 0..16 grey levels are rescaled to uint8 0..255 so every dataset has the same range.
+    """
+    from sklearn.datasets import load_digits as sk_load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = sk_load_digits()
+    images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # [N, 1, 8, 8]
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        images, bunch.target, test_size=test_fraction, stratify=bunch.target, random_state=split_seed
+    )
+    return ImageData(
+        name="digits",
+        x_train=torch.from_numpy(x_tr),
+        y_train=torch.from_numpy(y_tr).long(),
+        x_test=torch.from_numpy(x_te),
+        y_test=torch.from_numpy(y_te).long(),
+        classes=[str(d) for d in range(10)],
+    )
+
+
+#: Real photos bundled with scikit-image (no download), by the name used in the book.
+PHOTOS = {
+    "cat": "chelsea",
+    "coffee": "coffee",
+    "astronaut": "astronaut",
+    "rocket": "rocket",
+    "camera": "camera",
+    "coins": "coins",
+    "horse": "horse",
+}
+
+
+def load_photo(name: str) -> np.ndarray:
+    """A real photo bundled with scikit-image as a uint8 array `[H, W, 3]` (or `[H, W]`)."""
+    import skimage.data
+
+    if name not in PHOTOS:
+        raise ValueError(f"unknown photo {name!r}; bundled photos: {', '.join(sorted(PHOTOS))}")
+    image = getattr(skimage.data, PHOTOS[name])()
+    if image.dtype == bool:
+        image = image.astype(np.uint8) * 255
+    return image
+
+
+# --------------------------------------------------------------------------- torchvision sets
+
+_TV_FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_idx_archives(name: str, root: Path, resources: list[tuple[str, str]]) -> list[str]:
+    """Verify the `.gz` files torchvision will use; return the names that are missing."""
+    raw = root / _TV_FOLDERS[name] / "raw"
+    missing = []
+    for url, md5 in resources:
+        filename = url.rsplit("/", 1)[-1]
+        path = raw / filename
+        extracted = raw / filename.removesuffix(".gz")
+        if path.exists():
+            actual = _md5(path)
+            if actual != md5:
+                raise DatasetError(
+                    f"{path} is corrupt or truncated: its MD5 is {actual}, expected {md5} "
+                    f"(torchvision's checksum). Delete it and download it again, or copy a good "
+                    f"copy there; it was left untouched."
+                )
+        elif not extracted.exists():
+            missing.append(filename)
+    return missing
+
+
+def _load_torchvision(name: str, data_dir: Path, download: bool) -> ImageData:
+    from torchvision import datasets
+
+    cls = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}[name]
+    missing = _check_idx_archives(name, data_dir, cls.resources)
+    if missing and not download:
+        raise DatasetError(_missing_message(name, data_dir, missing))
+    try:
+        train = cls(str(data_dir), train=True, download=download)
+        test = cls(str(data_dir), train=False, download=download)
+    except (OSError, RuntimeError) as err:  # URLError is an OSError
+        if missing:
+            raise DatasetError(_missing_message(name, data_dir, missing) + f"\n(cause: {err})") from None
+        raise DatasetError(
+            f"could not read {name} from {data_dir / _TV_FOLDERS[name] / 'raw'}: {err}. "
+            "The extracted files may be truncated: delete the files without .gz there and run again."
+        ) from None
+    return ImageData(
+        name=name,
+        x_train=train.data[:, None].contiguous(),
+        y_train=train.targets.long(),
+        x_test=test.data[:, None].contiguous(),
+        y_test=test.targets.long(),
+        classes=list(train.classes),
+    )
+
+
+def _missing_message(name: str, data_dir: Path, missing: list[str]) -> str:
+    raw = data_dir / _TV_FOLDERS.get(name, name) / "raw"
+    return (
+        f"{name} is not in {raw} and could not be downloaded (offline?). Expected files: "
+        f"{', '.join(missing)}. Download them (load_dataset({name!r}, download=True) with "
+        f"internet access) or copy them into that folder; the 'digits' dataset works offline."
+    )
+
+
+def _load_cifar10(data_dir: Path, download: bool) -> ImageData:
+    from torchvision import datasets
+
+    archive = data_dir / datasets.CIFAR10.filename
+    folder = data_dir / datasets.CIFAR10.base_folder
+    if archive.exists() and _md5(archive) != datasets.CIFAR10.tgz_md5:
+        raise DatasetError(
+            f"{archive} is corrupt or truncated (MD5 differs from torchvision's "
+            f"{datasets.CIFAR10.tgz_md5}). Delete it and download again; it was left untouched."
+        )
+    if not archive.exists() and not folder.exists() and not download:
+        raise DatasetError(_missing_message("cifar10", data_dir, [datasets.CIFAR10.filename]))
+    try:
+        train = datasets.CIFAR10(str(data_dir), train=True, download=download)
+        test = datasets.CIFAR10(str(data_dir), train=False, download=download)
+    except (OSError, RuntimeError) as err:
+        raise DatasetError(
+            f"cifar10 is not in {data_dir} and could not be downloaded (offline?). Expected "
+            f"{datasets.CIFAR10.filename} (md5 {datasets.CIFAR10.tgz_md5}) there or its extracted "
+            f"folder {datasets.CIFAR10.base_folder}/; the 'digits' dataset works offline. (cause: {err})"
+        ) from None
+    to_tensor = lambda d: torch.from_numpy(d).permute(0, 3, 1, 2).contiguous()  # noqa: E731 [N,H,W,C]->[N,C,H,W]
+    return ImageData(
+        name="cifar10",
+        x_train=to_tensor(train.data),
+        y_train=torch.tensor(train.targets),
+        x_test=to_tensor(test.data),
+        y_test=torch.tensor(test.targets),
+        classes=list(train.classes),
+    )
+
+
+# --------------------------------------------------------------------------- dispatcher
+
+
+def load_dataset(
+    name: str = "digits",
+    data_dir: str | Path | None = None,
+    download: bool = True,
+    **kwargs,
+) -> ImageData:
+    """Load a dataset by name: digits (embedded), mnist, fashion_mnist, cifar10 or folder.
+
+    `data_dir` defaults to `$COURSE_DATA_DIR` or the repository's `data/`. torchvision
+    datasets are downloaded there (checksums verified) when missing and `download` is True;
+    offline, a DatasetError says which files are expected where. For `folder`, pass
+    `root=` (one sub-folder per class) and optionally `image_size=`.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid choices: {', '.join(map(repr, DATASETS))}")
+    if name == "digits":
+        return load_digits(**kwargs)
+    if name == "folder":
+        from .folder import load_folder
+
+        return load_folder(**kwargs)
+    root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    if name == "cifar10":
+        return _load_cifar10(root, download)
+    return _load_torchvision(name, root, download)
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (MNIST's format, optionally gzip-compressed) into a NumPy array."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    magic = int.from_bytes(data[:4], "big")
+    ndim = magic & 0xFF
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)

@@ -1,0 +1,216 @@
+"""The course's models: MLP, LeNet-5, a small VGG-style CNN and a small ResNet.
+
+Every model takes the image shape `(C, H, W)` and the number of classes, so the same
+code works on 8x8 digits, 28x28 MNIST and 32x32 CIFAR-10. `build_model(name, ...)` makes
+one by name (the checkpoint helpers use it to rebuild a saved model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = [
+    "MODELS",
+    "MLP",
+    "LeNet5",
+    "SmallResNet",
+    "SmallVGG",
+    "build_model",
+    "count_parameters",
+    "summary",
+]
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+class _Described(nn.Module):
+    """Adds a readable repr line with the parameter count, and remembers build arguments."""
+
+    arch: str = ""
+
+    def extra_repr(self) -> str:
+        return f"params={count_parameters(self):,}"
+
+
+class MLP(_Described):
+    """Flatten -> [Linear -> ReLU -> Dropout] x len(hidden) -> Linear."""
+
+    arch = "mlp"
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        n_classes: int,
+        hidden: Sequence[int] = (256, 128),
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = int(torch.tensor(in_shape).prod())
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
+            width = h
+        layers.append(nn.Linear(width, n_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class LeNet5(_Described):
+    """LeNet-5 (LeCun et al., 1998) with ReLU and max pooling, as it is usually taught today.
+
+    Inputs smaller than 20 pixels (the 8x8 digits) get padding in the second convolution
+    so the feature maps do not shrink to nothing.
+    """
+
+    arch = "lenet5"
+
+    def __init__(self, in_shape: Sequence[int], n_classes: int) -> None:
+        super().__init__()
+        c, h, _ = in_shape
+        pad2 = 2 if h < 20 else 0
+        self.features = nn.Sequential(
+            nn.Conv2d(c, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5, padding=pad2), nn.ReLU(), nn.MaxPool2d(2),
+        )  # fmt: skip
+        with torch.no_grad():
+            flat = self.features(torch.zeros(1, *in_shape)).numel()
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(flat, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+            nn.Linear(84, n_classes),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class SmallVGG(_Described):
+    """VGG-style: blocks of two 3x3 conv-BN-ReLU layers and a 2x2 max pool, then global pooling."""
+
+    arch = "vgg"
+
+    def __init__(
+        self, in_shape: Sequence[int], n_classes: int, widths: Sequence[int] = (32, 64, 128)
+    ) -> None:
+        super().__init__()
+        c, h, _ = in_shape
+        layers: list[nn.Module] = []
+        size = h
+        for w in widths:
+            layers += [_conv_bn(c, w), _conv_bn(w, w)]
+            if size >= 4:  # never pool 8x8 digits below 2x2
+                layers.append(nn.MaxPool2d(2))
+                size //= 2
+            c = w
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(c, n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with a shortcut: out = ReLU(F(x) + shortcut(x)) (He et al., 2016)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class SmallResNet(_Described):
+    """A small ResNet: a 3x3 stem, one BasicBlock per stage (stride 2 between stages), global pooling."""
+
+    arch = "resnet"
+
+    def __init__(
+        self, in_shape: Sequence[int], n_classes: int, widths: Sequence[int] = (32, 64, 128)
+    ) -> None:
+        super().__init__()
+        c = in_shape[0]
+        self.stem = _conv_bn(c, widths[0])
+        blocks = []
+        for i, w in enumerate(widths):
+            blocks.append(BasicBlock(widths[max(i - 1, 0)], w, stride=1 if i == 0 else 2))
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.stem(x)))
+
+
+MODELS: dict[str, type[nn.Module]] = {
+    "mlp": MLP,
+    "lenet5": LeNet5,
+    "vgg": SmallVGG,
+    "resnet": SmallResNet,
+}
+
+
+def build_model(name: str, in_shape: Sequence[int], n_classes: int, **kwargs) -> nn.Module:
+    """Build a course model by name (`mlp`, `lenet5`, `vgg`, `resnet`).
+
+    The build arguments are stored on the model (`model.build_args`) so a checkpoint can
+    rebuild it.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid choices: {', '.join(map(repr, MODELS))}")
+    model = MODELS[name](tuple(in_shape), n_classes, **kwargs)
+    model.build_args = {"name": name, "in_shape": list(in_shape), "n_classes": n_classes, **kwargs}
+    return model
+
+
+def summary(model: nn.Module, in_shape: Sequence[int]) -> str:
+    """A layer table (output shape, parameters) from one forward pass on a dummy batch."""
+    rows: list[tuple[str, str, int]] = []
+    hooks = []
+    for name, module in model.named_modules():
+        if list(module.children()) or name == "":
+            continue
+
+        def hook(mod, _inp, out, name=name):
+            n = sum(p.numel() for p in mod.parameters(recurse=False))
+            rows.append((f"{name} ({type(mod).__name__})", str(list(out.shape)), n))
+
+        hooks.append(module.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            model(torch.zeros(1, *in_shape, device=device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    width = max(len(r[0]) for r in rows) + 2
+    lines = [f"{'layer':<{width}}{'output shape':<20}{'params':>10}", "-" * (width + 30)]
+    lines += [f"{n:<{width}}{s:<20}{p:>10,}" for n, s, p in rows]
+    lines.append("-" * (width + 30))
+    lines.append(f"{'total':<{width}}{'':<20}{count_parameters(model):>10,}")
+    return "\n".join(lines)

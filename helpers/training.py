@@ -1,0 +1,351 @@
+"""The training loop (`fit`), evaluation, prediction and checkpoints.
+
+`fit` keeps the whole dataset on the training device as uint8 and does batching,
+normalisation and augmentation with tensor operations, so a small dataset trains at the
+speed of the model rather than of a Python data loader.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .core import resolve_device
+from .data import ImageData, augment_batch, iterate_batches, normalize
+
+__all__ = [
+    "CheckpointError",
+    "History",
+    "evaluate",
+    "fit",
+    "load_checkpoint",
+    "predict",
+    "save_checkpoint",
+]
+
+
+@dataclass
+class History:
+    """Per-epoch training record returned by `fit`; `plots.plot_history` draws it."""
+
+    records: list[dict[str, float]] = field(default_factory=list)
+    stopped_early: bool = False
+    best_epoch: int | None = None
+
+    def append(self, **values: float) -> None:
+        self.records.append(values)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, key: str) -> list[float]:
+        """A column, e.g. `history["val_acc"]`."""
+        return [r.get(key, float("nan")) for r in self.records]
+
+    @property
+    def last(self) -> dict[str, float]:
+        return self.records[-1] if self.records else {}
+
+    @property
+    def seconds(self) -> float:
+        """Total training time (seconds)."""
+        return float(sum(self["seconds"]))
+
+    def to_frame(self):
+        """The history as a pandas DataFrame, one row per epoch."""
+        import pandas as pd
+
+        cols = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
+        return pd.DataFrame(self.records, columns=cols)
+
+    def __repr__(self) -> str:
+        if not self.records:
+            return "History(empty)"
+        last = self.last
+        val = f", val_acc={last['val_acc']:.4f}" if not math.isnan(last.get("val_acc", math.nan)) else ""
+        return (
+            f"History(epochs={len(self)}, train_acc={last['train_acc']:.4f}{val}, "
+            f"time={self.seconds:.1f}s{', stopped early' if self.stopped_early else ''})"
+        )
+
+
+def _interactive() -> bool:
+    """True in a terminal or a JupyterLab/Notebook session; False under papermill, nbval and CI."""
+    return sys.stderr.isatty() or "JPY_SESSION_NAME" in os.environ
+
+
+def _batch_stats(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, mean, std,
+                 batch_size: int, criterion: nn.Module) -> tuple[float, float]:
+    """Mean loss and accuracy of `model` (eval mode) over uint8 images on the model's device."""
+    total_loss, correct = 0.0, 0
+    with torch.no_grad():
+        for idx in iterate_batches(len(y), batch_size, shuffle=False):
+            logits = model(normalize(x_u8[idx.to(x_u8.device)], mean, std)).float()
+            yb = y[idx.to(y.device)]
+            total_loss += criterion(logits, yb).item() * len(idx)
+            correct += (logits.argmax(1) == yb).sum().item()
+    n = max(len(y), 1)
+    return total_loss / n, correct / n
+
+
+def fit(
+    model: nn.Module,
+    data: ImageData,
+    *,
+    epochs: int = 5,
+    batch_size: int = 128,
+    lr: float = 3e-3,
+    weight_decay: float = 5e-4,
+    optimizer: str = "adamw",
+    schedule: str = "onecycle",
+    label_smoothing: float = 0.0,
+    augment: bool = False,
+    aug_pad: int = 2,
+    aug_flip: bool = False,
+    val_fraction: float = 0.1,
+    val_data: ImageData | None = None,
+    early_stopping: int | None = None,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    progress: bool | None = None,
+    verbose: bool = True,
+) -> History:
+    """Train `model` on `data` and return a `History` (per-epoch loss/accuracy/lr/time).
+
+    - optimizer: "adamw" or "sgd" (momentum 0.9, Nesterov); schedule: "onecycle",
+      "cosine" or "constant".
+    - augment: random translation by `aug_pad` pixels (and flips if `aug_flip`), batched.
+    - Validation: `val_data`'s training split if given, else a stratified `val_fraction`
+      of `data`'s training split (0 turns validation off).
+    - early_stopping=k: stop after k epochs without a better validation loss and restore
+      the best weights.
+    - Deterministic on CPU for a given `seed` (and the model's own initial weights).
+    - Mixed precision (bfloat16 autocast) on CUDA.
+    - progress: a tqdm bar per epoch (default: only in interactive sessions); verbose:
+      one printed line per epoch.
+    """
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs={epochs} and batch_size={batch_size} must both be >= 1")
+    dev = resolve_device(device if device is not None else "auto")
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    if val_data is not None:
+        train, valid = data, val_data
+    elif val_fraction > 0:
+        train, valid = data.split_validation(val_fraction, seed=seed)
+    else:
+        train, valid = data, None
+    x, y = train.x_train.to(dev), train.y_train.to(dev)
+    xv = valid.x_train.to(dev) if valid is not None else None
+    yv = valid.y_train.to(dev) if valid is not None else None
+    mean, std = data.mean, data.std
+    model.to(dev)
+
+    steps_per_epoch = math.ceil(len(y) / batch_size)
+    opt = _make_optimizer(model, optimizer, lr, weight_decay)
+    sched = _make_schedule(opt, schedule, lr, epochs, steps_per_epoch)
+    criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    plain_ce = nn.CrossEntropyLoss()
+    amp = dev.type == "cuda"
+    show_bar = _interactive() if progress is None else progress
+
+    history = History()
+    best_loss, best_state, bad_epochs = math.inf, None, 0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        start = time.perf_counter()
+        total_loss, correct, seen = 0.0, 0, 0
+        batches = iterate_batches(len(y), batch_size, shuffle=True, generator=gen)
+        if show_bar:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch}/{epochs}", leave=False)
+        for idx in batches:
+            idx = idx.to(dev)
+            xb, yb = x[idx], y[idx]
+            if augment:
+                xb = augment_batch(xb, pad=aug_pad, flip=aug_flip, generator=gen)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                logits = model(normalize(xb, mean, std))
+                loss = criterion(logits.float(), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            total_loss += loss.item() * len(idx)
+            correct += (logits.argmax(1) == yb).sum().item()
+            seen += len(idx)
+        seconds = time.perf_counter() - start
+        record = {
+            "epoch": epoch,
+            "train_loss": total_loss / seen,
+            "train_acc": correct / seen,
+            "val_loss": math.nan,
+            "val_acc": math.nan,
+            "lr": opt.param_groups[0]["lr"],
+            "seconds": seconds,
+        }
+        if xv is not None:
+            model.eval()
+            record["val_loss"], record["val_acc"] = _batch_stats(model, xv, yv, mean, std, 512, plain_ce)
+        history.append(**record)
+        if verbose:
+            val = f" · val loss {record['val_loss']:.4f} acc {record['val_acc']:.4f}" if xv is not None else ""
+            print(
+                f"epoch {epoch:>2}/{epochs} · train loss {record['train_loss']:.4f} "
+                f"acc {record['train_acc']:.4f}{val} · {seconds:.1f}s"
+            )
+        if early_stopping and xv is not None:
+            if record["val_loss"] < best_loss - 1e-6:
+                best_loss, bad_epochs, history.best_epoch = record["val_loss"], 0, epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                bad_epochs += 1
+                if bad_epochs >= early_stopping:
+                    history.stopped_early = True
+                    if verbose:
+                        print(f"early stopping: no better validation loss for {early_stopping} epochs; "
+                              f"restoring epoch {history.best_epoch}")
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return history
+
+
+def _make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    raise ValueError(f"optimizer={name!r} is not supported; valid choices: 'adamw', 'sgd'")
+
+
+def _make_schedule(opt, name: str, lr: float, epochs: int, steps: int):
+    total = epochs * steps
+    if name == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.25)
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    if name == "constant":
+        return None
+    raise ValueError(f"schedule={name!r} is not supported; valid choices: 'onecycle', 'cosine', 'constant'")
+
+
+def predict(
+    model: nn.Module,
+    x: torch.Tensor,
+    mean: Sequence[float],
+    std: Sequence[float],
+    batch_size: int = 512,
+) -> torch.Tensor:
+    """Logits for uint8 images `[N, C, H, W]` (normalised with the training statistics), on CPU."""
+    model.eval()
+    dev = next(model.parameters()).device
+    out = []
+    with torch.no_grad():
+        for idx in iterate_batches(len(x), batch_size, shuffle=False):
+            out.append(model(normalize(x[idx].to(dev), tuple(mean), tuple(std))).float().cpu())
+    return torch.cat(out)
+
+
+def evaluate(model: nn.Module, data: ImageData, split: str = "test", batch_size: int = 512) -> dict[str, float]:
+    """Loss and accuracy on the test (or train) split: `{"loss": ..., "acc": ...}`."""
+    if split not in ("test", "train"):
+        raise ValueError(f"split={split!r}; valid choices: 'test', 'train'")
+    x, y = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
+    logits = predict(model, x, data.mean, data.std, batch_size)
+    y = y.cpu()
+    return {
+        "loss": nn.functional.cross_entropy(logits, y).item(),
+        "acc": (logits.argmax(1) == y).float().mean().item(),
+    }
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+class CheckpointError(ValueError):
+    """A checkpoint could not be loaded; the message says why and what to do."""
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, **meta: Any) -> Path:
+    """Save `state_dict` plus metadata (build arguments, plain values only) to `path`.
+
+    The file is written to a temporary name first and then renamed, so an interrupted
+    save never leaves a half-written checkpoint in place of a good one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": "image-recognition-course/checkpoint-v1",
+        "build_args": getattr(model, "build_args", None),
+        "arch": type(model).__name__,
+        "meta": meta,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a checkpoint saved by `save_checkpoint` with `weights_only=True`.
+
+    Rebuilds the model from its stored build arguments unless `model` is given. Returns
+    `(model, meta)`. Files that are not checkpoints, checkpoints of another architecture and
+    files carrying arbitrary pickled objects raise CheckpointError with a clear message.
+    """
+    from .models import build_model
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"refused to load {str(path)!r}: it contains Python objects other than tensors and "
+            f"plain values, and loading those could run arbitrary code (weights_only=True). "
+            f"Only load checkpoints you trust. ({str(err).splitlines()[0]})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(
+            f"{str(path)!r} is not a PyTorch checkpoint (or it is truncated): {err}"
+        ) from None
+    if not isinstance(payload, dict) or "state_dict" not in payload:
+        raise CheckpointError(
+            f"{str(path)!r} is a torch file but not a course checkpoint (no 'state_dict'); "
+            "save checkpoints with helpers.save_checkpoint"
+        )
+    if model is None:
+        args = payload.get("build_args")
+        if not args:
+            raise CheckpointError(f"{str(path)!r} has no build arguments; pass the model to load into")
+        args = dict(args)
+        model = build_model(args.pop("name"), args.pop("in_shape"), args.pop("n_classes"), **args)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as err:
+        saved = payload.get("build_args") or {"arch": payload.get("arch")}
+        first = "; ".join(str(err).splitlines()[1:3]).strip()
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not fit this model: it was saved from {saved}, the model "
+            f"is {type(model).__name__}{getattr(model, 'build_args', '')}. Build the same "
+            f"architecture (or call load_checkpoint(path) without a model). Details: {first}"
+        ) from None
+    model.eval()
+    return model, payload.get("meta", {})

@@ -1,0 +1,105 @@
+"""Run the course: execute notebooks top to bottom and render them.
+
+    python scripts/run_course.py                  # all notebooks -> build/executed/, then HTML
+    python scripts/run_course.py --in-place NB..  # re-execute committed notebooks in place
+    python scripts/run_course.py --html-only      # render build/executed/ again
+    python scripts/run_course.py 02a_images.ipynb # just some notebooks
+
+Each notebook runs with its default parameters in a fresh kernel whose working directory is
+`notebooks/`. The time each notebook took is printed and written to
+`build/executed/times.json` (the HTML index shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+BUILD = ROOT / "build"
+EXECUTED = BUILD / "executed"
+
+
+def course_notebooks(names: list[str] | None = None) -> list[Path]:
+    """The course's notebooks in reading order (or the ones named)."""
+    if names:
+        paths = [Path(n) if Path(n).exists() else NOTEBOOKS / Path(n).name for n in names]
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            sys.exit(f"no such notebook: {', '.join(missing)}")
+        return paths
+    return sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+
+
+def clean_metadata(nb) -> None:
+    """Drop per-cell timestamps so re-running a notebook gives a reviewable diff."""
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("papermill", None)
+    nb.metadata.pop("papermill", None)
+    nb.metadata.get("widgets", {}).clear() if "widgets" in nb.metadata else None
+
+
+def execute_in_place(path: Path, timeout: int = 900) -> float:
+    """Restart + run all on a committed notebook and save it with its fresh outputs."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    ).execute()
+    seconds = time.perf_counter() - start
+    clean_metadata(nb)
+    nbformat.write(nb, path)
+    return seconds
+
+
+def execute_to_build(path: Path, parameters: dict | None = None) -> float:
+    """Execute one notebook with papermill into build/executed/ (the committed file is untouched)."""
+    import papermill as pm
+
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    pm.execute_notebook(
+        str(path), str(EXECUTED / path.name), parameters=parameters or {},
+        cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False,
+    )
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebooks", nargs="*", help="notebook names (default: all)")
+    parser.add_argument("--in-place", action="store_true", help="re-execute committed notebooks in place")
+    parser.add_argument("--html-only", action="store_true", help="only render build/executed/ to HTML")
+    args = parser.parse_args()
+
+    times: dict[str, float] = {}
+    times_file = EXECUTED / "times.json"
+    if times_file.exists():
+        times = json.loads(times_file.read_text())
+    if not args.html_only:
+        total = time.perf_counter()
+        for path in course_notebooks(args.notebooks):
+            run = execute_in_place if args.in_place else execute_to_build
+            seconds = run(path)
+            times[path.name] = round(seconds, 1)
+            print(f"{seconds:7.1f} s  {path.name}", flush=True)
+        print(f"{time.perf_counter() - total:7.1f} s  total")
+        EXECUTED.mkdir(parents=True, exist_ok=True)
+        times_file.write_text(json.dumps(times, indent=1))
+        if args.in_place:
+            return
+        print(f"executed notebooks: {EXECUTED.relative_to(ROOT)}/")
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "build_book.py"), "--html"], check=True)
+
+
+if __name__ == "__main__":
+    main()
