@@ -40,6 +40,7 @@ __all__ = [
     "RunReport",
     "check_params",
     "course_root",
+    "one_of",
     "default_data_dir",
     "default_output_dir",
     "resolve_device",
@@ -187,6 +188,23 @@ def _dataset(name: str, value: Any, choices: tuple[str, ...] = DATASETS) -> str:
             f"valid choices: {', '.join(repr(c) for c in choices)}"
         )
     return str(value)
+
+
+def one_of(choices) -> Callable[[str, Any], Any]:
+    """A rule for `check_params(rules=...)`: the value must be one of `choices`."""
+    valid = tuple(choices)
+
+    def rule(name: str, value: Any) -> Any:
+        if value not in valid:
+            hint = difflib.get_close_matches(str(value), [str(c) for c in valid], n=1)
+            did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ValueError(
+                f"parameter {name}={value!r} is not valid{did_you_mean}; "
+                f"valid choices: {', '.join(repr(c) for c in valid)}"
+            )
+        return value
+
+    return rule
 
 
 def _device(name: str, value: Any) -> str:

@@ -8,7 +8,9 @@ falls back from the Latin font to the CJK one glyph by glyph.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import matplotlib
@@ -38,10 +40,43 @@ CJK_FONTS = (
 )
 
 
+_CJK_FILE_HINTS = ("cjk", "wqy", "simhei", "msyh", "pingfang", "sourcehan", "notosanssc")
+
+
 def cjk_font() -> str | None:
-    """Name of an installed font that has Chinese glyphs, or None if there is none."""
+    """Name of an installed font that has Chinese glyphs, or None if there is none.
+
+    matplotlib caches its font list; a CJK font installed after that cache was written is
+    not in it, so on a miss we look through the system font folders once and add CJK fonts.
+    """
     installed = {f.name for f in font_manager.fontManager.ttflist}
-    return next((name for name in CJK_FONTS if name in installed), None)
+    found = next((name for name in CJK_FONTS if name in installed), None)
+    if found is None:
+        for path in font_manager.findSystemFonts():
+            if any(h in Path(path).name.lower() for h in _CJK_FILE_HINTS):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    continue
+        installed = {f.name for f in font_manager.fontManager.ttflist}
+        found = next((name for name in CJK_FONTS if name in installed), None)
+    return found
+
+
+_warned_no_cjk = False
+
+
+def _warn_no_cjk() -> None:
+    """Say once that Chinese labels will show as boxes, then silence matplotlib's per-glyph warnings."""
+    global _warned_no_cjk
+    _warned_no_cjk = True
+    warnings.warn(
+        "no CJK font found: Chinese labels in figures will show as boxes. Install one "
+        "(Debian/Ubuntu: apt-get install fonts-noto-cjk; conda: conda install -c conda-forge "
+        "font-ttf-noto-cjk) and restart the kernel.",
+        stacklevel=3,
+    )
+    warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
 
 
 def set_style() -> None:
@@ -53,10 +88,12 @@ def set_style() -> None:
     cjk = cjk_font()
     if cjk:
         fonts.append(cjk)
+    elif not _warned_no_cjk:
+        _warn_no_cjk()
     matplotlib.rcParams.update(
         {
-            "font.family": "sans-serif",
-            "font.sans-serif": fonts + list(matplotlib.rcParams["font.sans-serif"]),
+            # a list of families: matplotlib falls back glyph by glyph (Latin, then CJK)
+            "font.family": fonts,
             "axes.unicode_minus": False,  # CJK fonts often lack U+2212
             "figure.dpi": 80,
             "savefig.dpi": 100,
