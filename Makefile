@@ -2,7 +2,8 @@
 # VENV can point elsewhere (CI keeps one outside the clone to reuse it between runs).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# the stamp changes with pyproject.toml and with the checkout folder (editable install)
+STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo $(CURDIR)) | cksum | cut -d" " -f1)
 PYTEST_ARGS ?=
 
 .PHONY: help venv course test check lint notebooks html pdf bench lab clean
@@ -12,7 +13,6 @@ help:            ## list the commands
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 

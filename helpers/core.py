@@ -230,10 +230,11 @@ def _directory(name: str, value: Any, must_exist: bool = False) -> Path | None:
                 "create it or pass an existing folder (None uses the course default)"
             )
         parent = next((p for p in path.parents if p.exists()), None)
-        if parent is None or not os.access(parent, os.W_OK):
+        if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK):
+            why = "it is a file" if parent is not None and not parent.is_dir() else "no write permission"
             raise ValueError(
                 f"parameter {name}={str(value)!r}: the folder does not exist and cannot be created "
-                f"there (no write permission in {str(parent)!r}); pass a writable folder"
+                f"in {str(parent)!r} ({why}); pass a writable folder"
             )
     elif not os.access(path, os.W_OK):
         raise ValueError(
