@@ -11,11 +11,30 @@ One module per concern:
 - `plots`: the book's style and common figures
 """
 
-from .core import CHAPTERS, DATASETS, Params, RunReport, check_params, default_data_dir, default_output_dir, resolve_device, seed_everything, setup
+from .core import (
+    CHAPTERS,
+    DATASETS,
+    Params,
+    RunReport,
+    check_params,
+    default_data_dir,
+    default_output_dir,
+    resolve_device,
+    seed_everything,
+    setup,
+)
 from .data import PHOTOS, DatasetError, ImageData, load_dataset, load_digits, load_photo
 from .models import build_model, count_parameters, summary
 from .plots import plot_history, set_style, show_images
-from .training import CheckpointError, History, evaluate, fit, load_checkpoint, predict, save_checkpoint
+from .training import (
+    CheckpointError,
+    History,
+    evaluate,
+    fit,
+    load_checkpoint,
+    predict,
+    save_checkpoint,
+)
 
 __version__ = "0.1.0"
 
