@@ -261,7 +261,7 @@ RULES: dict[str, Callable[[str, Any], Any]] = {
     "full": _bool,
     "device": _device,
     "dataset": _dataset,
-    "data_dir": _directory,
+    "data_dir": lambda n, v: _directory(n, v, must_exist=True),
     "output_dir": _directory,
 }
 

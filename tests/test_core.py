@@ -74,13 +74,16 @@ def test_one_of_rule():
 
 def test_data_dir_checks(tmp_path):
     assert check_params(data_dir=None, injected=set())["data_dir"] is None
-    assert check_params(data_dir=str(tmp_path / "new"), injected=set())["data_dir"] == tmp_path / "new"
+    assert check_params(data_dir=str(tmp_path), injected=set())["data_dir"] == tmp_path
+    with pytest.raises(ValueError, match="does not exist; create it"):
+        check_params(data_dir=str(tmp_path / "new"), injected=set())
+    assert check_params(output_dir=str(tmp_path / "new"), injected=set())["output_dir"] == tmp_path / "new"
     afile = tmp_path / "f.txt"
     afile.write_text("x")
     with pytest.raises(ValueError, match="is a file, not a folder"):
         check_params(data_dir=str(afile), injected=set())
     with pytest.raises(ValueError, match="cannot be created"):
-        check_params(data_dir=str(afile / "sub"), injected=set())
+        check_params(output_dir=str(afile / "sub"), injected=set())
     with pytest.raises(ValueError, match="must be a folder path"):
         check_params(output_dir=3, injected=set())
 
