@@ -32,6 +32,8 @@ __all__ = [
     "load_digits",
     "load_photo",
     "normalize",
+    "prepare_image",
+    "read_idx",
 ]
 
 
@@ -113,10 +115,25 @@ class ImageData:
 
 
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 images `[N, C, H, W]`, in [0, 1] units."""
-    xf = x.to(torch.float64) / 255.0
-    mean = xf.mean(dim=(0, 2, 3))
-    std = xf.std(dim=(0, 2, 3))
+    """Per-channel mean and std of uint8 images `[N, C, H, W]`, in [0, 1] units.
+
+    Computed exactly from a 256-bin histogram per channel (no float copy of the dataset);
+    the std is the sample std (n - 1), like `torch.std`.
+    """
+    if x.dtype != torch.uint8:
+        xf = x.to(torch.float64) / 255.0
+        mean, std = xf.mean(dim=(0, 2, 3)), xf.std(dim=(0, 2, 3))
+    else:
+        levels = torch.arange(256, dtype=torch.float64) / 255.0
+        means, stds = [], []
+        for c in range(x.shape[1]):
+            counts = torch.bincount(x[:, c].reshape(-1).cpu().long(), minlength=256).double()
+            n = counts.sum()
+            m = (counts * levels).sum() / n
+            var = (counts * (levels - m) ** 2).sum() / (n - 1).clamp(min=1)
+            means.append(m)
+            stds.append(var.sqrt())
+        mean, std = torch.stack(means), torch.stack(stds)
     return tuple(round(float(m), 6) for m in mean), tuple(round(float(s), 6) for s in std)
 
 
@@ -262,11 +279,46 @@ def _check_idx_archives(name: str, root: Path, resources: list[tuple[str, str]])
     return missing
 
 
+def _read_idx_checked(path: Path, expect_ndim: int) -> np.ndarray:
+    """Read one IDX archive, turning any decoding problem into a DatasetError naming the file."""
+    try:
+        array = read_idx(path)
+    except (OSError, EOFError, ValueError, gzip.BadGzipFile) as err:
+        raise DatasetError(
+            f"{path} could not be decoded ({type(err).__name__}: {err}); it is corrupt or "
+            "truncated. Delete it and download it again, or copy a good copy there; "
+            "it was left untouched."
+        ) from None
+    if array.ndim != expect_ndim:
+        raise DatasetError(f"{path} holds a {array.ndim}-d array, expected {expect_ndim}-d; is it the right file?")
+    return array
+
+
 def _load_torchvision(name: str, data_dir: Path, download: bool) -> ImageData:
+    """MNIST / Fashion-MNIST: read the verified `.gz` archives directly (nothing is extracted,
+    so a read-only data folder works); download with torchvision only when they are missing."""
     from torchvision import datasets
 
     cls = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}[name]
+    raw = data_dir / _TV_FOLDERS[name] / "raw"
     missing = _check_idx_archives(name, data_dir, cls.resources)
+    gz_present = all((raw / url.rsplit("/", 1)[-1]).exists() for url, _ in cls.resources)
+    if gz_present:
+        parts = {}
+        for split, prefix in (("train", "train"), ("test", "t10k")):
+            x = _read_idx_checked(raw / f"{prefix}-images-idx3-ubyte.gz", 3)
+            y = _read_idx_checked(raw / f"{prefix}-labels-idx1-ubyte.gz", 1)
+            if len(x) != len(y):
+                raise DatasetError(f"{raw}: {prefix} has {len(x)} images but {len(y)} labels")
+            parts[split] = (torch.from_numpy(x.copy())[:, None], torch.from_numpy(y.astype(np.int64)))
+        return ImageData(
+            name=name,
+            x_train=parts["train"][0],
+            y_train=parts["train"][1],
+            x_test=parts["test"][0],
+            y_test=parts["test"][1],
+            classes=list(cls.classes),
+        )
     if missing and not download:
         raise DatasetError(_missing_message(name, data_dir, missing))
     try:
@@ -276,7 +328,7 @@ def _load_torchvision(name: str, data_dir: Path, download: bool) -> ImageData:
         if missing:
             raise DatasetError(_missing_message(name, data_dir, missing) + f"\n(cause: {err})") from None
         raise DatasetError(
-            f"could not read {name} from {data_dir / _TV_FOLDERS[name] / 'raw'}: {err}. "
+            f"could not read {name} from {raw}: {err}. "
             "The extracted files may be truncated: delete the files without .gz there and run again."
         ) from None
     return ImageData(
@@ -290,11 +342,12 @@ def _load_torchvision(name: str, data_dir: Path, download: bool) -> ImageData:
 
 
 def _missing_message(name: str, data_dir: Path, missing: list[str]) -> str:
-    raw = data_dir / _TV_FOLDERS.get(name, name) / "raw"
+    raw = data_dir / _TV_FOLDERS.get(name, name) / "raw" if name in _TV_FOLDERS else data_dir
     return (
         f"{name} is not in {raw} and could not be downloaded (offline?). Expected files: "
         f"{', '.join(missing)}. Download them (load_dataset({name!r}, download=True) with "
-        f"internet access) or copy them into that folder; the 'digits' dataset works offline."
+        f"internet access), or copy them into that folder, or point data_dir / "
+        f"$COURSE_DATA_DIR at a folder that has them; the 'digits' dataset works offline."
     )
 
 
@@ -361,12 +414,46 @@ def load_dataset(
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (MNIST's format, optionally gzip-compressed) into a NumPy array."""
+    """Read an IDX file (MNIST's format, optionally gzip-compressed) into a NumPy array.
+
+    Raises ValueError when the header or the size does not match (a truncated file).
+    """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
         data = f.read()
-    magic = int.from_bytes(data[:4], "big")
-    ndim = magic & 0xFF
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
+        raise ValueError(f"{path.name} is not an IDX file of unsigned bytes (bad magic number)")
+    ndim = data[3]
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    offset = 4 + 4 * ndim
+    expected = offset + int(np.prod(dims))
+    if len(data) != expected:
+        raise ValueError(f"{path.name} has {len(data)} bytes, its header promises {expected} (truncated?)")
+    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+def prepare_image(image, shape: tuple[int, int, int]) -> torch.Tensor:
+    """A new image (file path, PIL image, or uint8 array `[H, W]`/`[H, W, C]`) as the uint8
+    tensor `[C, H, W]` a model trained on images of `shape` expects: converted to grey or RGB
+    and resized with bilinear interpolation. Normalise it like the training data afterwards.
+    """
+    from PIL import Image
+
+    c, h, w = shape
+    if c not in (1, 3):
+        raise ValueError(f"shape={shape!r}: the channel count must be 1 (grey) or 3 (RGB)")
+    if isinstance(image, (str, Path)):
+        with Image.open(image) as im:
+            im.load()
+            pil = im.copy()
+    elif isinstance(image, Image.Image):
+        pil = image
+    else:
+        array = np.asarray(image)
+        if array.dtype != np.uint8:
+            raise ValueError(f"array images must be uint8 (0..255), got {array.dtype}")
+        pil = Image.fromarray(array)
+    pil = pil.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BILINEAR)
+    array = np.array(pil, dtype=np.uint8)
+    return torch.from_numpy(array)[None] if c == 1 else torch.from_numpy(array).permute(2, 0, 1).contiguous()

@@ -19,6 +19,7 @@ __all__ = [
     "SmallResNet",
     "SmallVGG",
     "build_model",
+    "count_macs",
     "count_parameters",
     "summary",
 ]
@@ -27,6 +28,42 @@ __all__ = [
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def count_macs(model: nn.Module, in_shape: Sequence[int]) -> int:
+    """Multiply-accumulate operations of one forward pass on one image `(C, H, W)`.
+
+    Counts `Conv2d` (k_h * k_w * C_in / groups per output value) and `Linear` layers, the
+    layers that dominate the cost; activations, pooling and normalisation are ignored.
+    """
+    total = 0
+    hooks = []
+
+    def conv_hook(mod: nn.Conv2d, _inp, out) -> None:
+        nonlocal total
+        k_h, k_w = mod.kernel_size
+        total += out.numel() * k_h * k_w * mod.in_channels // mod.groups
+
+    def linear_hook(mod: nn.Linear, _inp, out) -> None:
+        nonlocal total
+        total += out.numel() * mod.in_features
+
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            hooks.append(module.register_forward_hook(conv_hook))
+        elif isinstance(module, nn.Linear):
+            hooks.append(module.register_forward_hook(linear_hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            model(torch.zeros(1, *in_shape, device=device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return int(total)
 
 
 class _Described(nn.Module):

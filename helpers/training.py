@@ -12,6 +12,7 @@ import os
 import pickle
 import sys
 import time
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,11 @@ class History:
     def seconds(self) -> float:
         """Total training time (seconds)."""
         return float(sum(self["seconds"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (JSON-ready): the per-epoch records, `stopped_early`, `best_epoch`."""
+        return {"records": [dict(r) for r in self.records], "stopped_early": self.stopped_early,
+                "best_epoch": self.best_epoch}
 
     def to_frame(self):
         """The history as a pandas DataFrame, one row per epoch."""
@@ -131,27 +137,43 @@ def fit(
       the best weights.
     - Deterministic on CPU for a given `seed` (and the model's own initial weights).
     - Mixed precision (bfloat16 autocast) on CUDA.
+    - `data` may also be a `helpers.folder.FolderStream` (a folder too large for memory):
+      batches then come from its DataLoader workers; validation only from `val_data`.
     - progress: a tqdm bar per epoch (default: only in interactive sessions); verbose:
       one printed line per epoch.
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs={epochs} and batch_size={batch_size} must both be >= 1")
+    if not 0 <= label_smoothing < 1:
+        raise ValueError(f"label_smoothing={label_smoothing} must be in [0, 1)")
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction={val_fraction} must be in [0, 1) (0 turns validation off)")
+    if early_stopping is not None and early_stopping < 0:
+        raise ValueError(f"early_stopping={early_stopping} must be None/0 (off) or a patience >= 1 epochs")
     dev = resolve_device(device if device is not None else "auto")
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    if val_data is not None:
+    streaming = not isinstance(data, ImageData) and hasattr(data, "loader")  # a FolderStream
+    if streaming:
+        train_loader = data.loader("train", batch_size, shuffle=True, seed=seed)
+        valid = val_data  # a streamed folder has no cheap validation split; pass val_data
+        x = y = None
+        n_train = len(train_loader.dataset)
+    elif val_data is not None:
         train, valid = data, val_data
     elif val_fraction > 0:
         train, valid = data.split_validation(val_fraction, seed=seed)
     else:
         train, valid = data, None
-    x, y = train.x_train.to(dev), train.y_train.to(dev)
+    if not streaming:
+        x, y = train.x_train.to(dev), train.y_train.to(dev)
+        n_train = len(y)
     xv = valid.x_train.to(dev) if valid is not None else None
     yv = valid.y_train.to(dev) if valid is not None else None
     mean, std = data.mean, data.std
     model.to(dev)
 
-    steps_per_epoch = math.ceil(len(y) / batch_size)
+    steps_per_epoch = len(train_loader) if streaming else math.ceil(n_train / batch_size)
     opt = _make_optimizer(model, optimizer, lr, weight_decay)
     sched = _make_schedule(opt, schedule, lr, epochs, steps_per_epoch)
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
@@ -159,20 +181,28 @@ def fit(
     amp = dev.type == "cuda"
     show_bar = _interactive() if progress is None else progress
 
+    def batches():
+        """(uint8 images, labels) on the device: slices of the in-memory tensors, or a DataLoader's."""
+        if streaming:
+            for xb, yb in train_loader:
+                yield xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
+        else:
+            for idx in iterate_batches(n_train, batch_size, shuffle=True, generator=gen):
+                idx = idx.to(dev)
+                yield x[idx], y[idx]
+
     history = History()
     best_loss, best_state, bad_epochs = math.inf, None, 0
     for epoch in range(1, epochs + 1):
         model.train()
         start = time.perf_counter()
         total_loss, correct, seen = 0.0, 0, 0
-        batches = iterate_batches(len(y), batch_size, shuffle=True, generator=gen)
+        epoch_batches = batches()
         if show_bar:
             from tqdm.auto import tqdm
 
-            batches = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch}/{epochs}", leave=False)
-        for idx in batches:
-            idx = idx.to(dev)
-            xb, yb = x[idx], y[idx]
+            epoch_batches = tqdm(epoch_batches, total=steps_per_epoch, desc=f"epoch {epoch}/{epochs}", leave=False)
+        for xb, yb in epoch_batches:
             if augment:
                 xb = augment_batch(xb, pad=aug_pad, flip=aug_flip, generator=gen)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
@@ -183,9 +213,9 @@ def fit(
             opt.step()
             if sched is not None:
                 sched.step()
-            total_loss += loss.item() * len(idx)
+            total_loss += loss.item() * len(yb)
             correct += (logits.argmax(1) == yb).sum().item()
-            seen += len(idx)
+            seen += len(yb)
         seconds = time.perf_counter() - start
         record = {
             "epoch": epoch,
@@ -265,6 +295,17 @@ def evaluate(model: nn.Module, data: ImageData, split: str = "test", batch_size:
     """Loss and accuracy on the test (or train) split: `{"loss": ..., "acc": ...}`."""
     if split not in ("test", "train"):
         raise ValueError(f"split={split!r}; valid choices: 'test', 'train'")
+    if not isinstance(data, ImageData) and hasattr(data, "loader"):  # a FolderStream
+        dev = next(model.parameters()).device
+        model.eval()
+        total, correct, n = 0.0, 0, 0
+        with torch.no_grad():
+            for xb, yb in data.loader(split, batch_size, shuffle=False):
+                logits = model(normalize(xb.to(dev), data.mean, data.std)).float().cpu()
+                total += nn.functional.cross_entropy(logits, yb, reduction="sum").item()
+                correct += (logits.argmax(1) == yb).sum().item()
+                n += len(yb)
+        return {"loss": total / max(n, 1), "acc": correct / max(n, 1)}
     x, y = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
     logits = predict(model, x, data.mean, data.std, batch_size)
     y = y.cpu()
@@ -314,6 +355,11 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> tuple[n
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    if not zipfile.is_zipfile(path):  # torch.save has written zip archives since PyTorch 1.6
+        raise CheckpointError(
+            f"{str(path)!r} is not a PyTorch checkpoint (not a torch.save archive, or it is "
+            "truncated); save checkpoints with helpers.save_checkpoint"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -322,7 +368,7 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> tuple[n
             f"plain values, and loading those could run arbitrary code (weights_only=True). "
             f"Only load checkpoints you trust. ({str(err).splitlines()[0]})"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - any decoding failure means "not a checkpoint"
         raise CheckpointError(
             f"{str(path)!r} is not a PyTorch checkpoint (or it is truncated): {err}"
         ) from None
