@@ -1,55 +1,557 @@
-"""Render the executed notebooks (build/executed/) to an HTML book in build/html/.
+"""Build the course book: an offline HTML site (build/html/) and one A4 PDF (build/course.pdf).
 
-A first version: one page per notebook plus an index. (The full offline book with
-navigation, MathJax and a PDF is built in the publishing issue.)
+    python scripts/build_book.py --html                     # build/executed/ -> build/html/
+    python scripts/build_book.py --html --source notebooks  # from the committed notebooks
+    python scripts/build_book.py --pdf                      # HTML, then build/course.pdf
+
+The site: `index.html` (chapters in English and Chinese from `helpers.CHAPTERS`, each
+notebook with a short description and the run time from `times.json`), one page per notebook
+with its outputs, previous/next links and a sidebar with the book's contents and the page's
+sections, `glossary.html` (from `helpers/glossary.csv`), and `course.html`: the whole course
+on one page, which is what the PDF prints. It works offline from `file://`: nbconvert renders
+only the cells (book/templates/book drops its <head>, which loads require.js, MathJax and
+mermaid from CDNs); MathJax 2 comes from the installed `jupyter-server-mathjax` package and is
+copied to `_static/mathjax/`; images are embedded by nbconvert; fonts are local (Chinese in
+Noto Sans CJK SC, Debian's `fonts-noto-cjk`).
+
+Why the PDF is printed by headless Chromium (driven by Playwright) rather than LaTeX:
+nbconvert's LaTeX route needs a TeX installation (texlive with xelatex and xeCJK, hundreds of
+MB) and silently drops the Chinese glyphs when the CJK packages are missing; it also renders
+outputs differently from the book. Printing the HTML book gives the PDF exactly what the
+reader sees on screen: the same MathJax typesetting, embedded figures and CJK fonts, with only
+`chromium` + `fonts-noto-cjk` as system packages. Playwright (not `chromium --print-to-pdf`)
+because the CLI prints on the load event, before MathJax has finished typesetting; with
+Playwright we wait until MathJax's queue is done and every image is decoded, block every
+non-`file://` request, and ask Chromium for A4, page numbers and PDF bookmarks (`outline`)
+built from the headings. It drives the system Chromium (`/usr/bin/chromium` or `$CHROMIUM`);
+no browser is downloaded.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import csv
+import datetime as dt
 import html
 import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+NOTEBOOKS = ROOT / "notebooks"
 EXECUTED = ROOT / "build" / "executed"
-HTML = ROOT / "build" / "html"
+HTML_DIR = ROOT / "build" / "html"
+PDF_PATH = ROOT / "build" / "course.pdf"
+
+#: The system Chromium that prints the PDF and runs the browser tests (never downloaded).
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+#: Flags for a quiet, offline headless Chromium in a container (no sandbox, no GPU, no
+#: background traffic to Google services).
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-quic",
+    "--disable-default-apps", "--disable-extensions", "--mute-audio",
+]
 
 
-def build_html() -> Path:
-    import nbformat
+# --------------------------------------------------------------------------- reading
+
+
+def read_chapters() -> dict[str, tuple[str, str]]:
+    """`helpers.CHAPTERS`, read from helpers/core.py without importing torch."""
+    tree = ast.parse((ROOT / "helpers" / "core.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        if any(isinstance(t, ast.Name) and t.id == "CHAPTERS" for t in targets) and node.value:
+            return ast.literal_eval(node.value)
+    import helpers  # fall back to the real thing
+
+    return dict(helpers.CHAPTERS)
+
+
+def read_glossary() -> list[dict[str, str]]:
+    """The rows of helpers/glossary.csv (english, chinese, definition, notebook)."""
+    path = ROOT / "helpers" / "glossary.csv"
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8", newline="") as f:
+        return [row for row in csv.DictReader(f) if row.get("english")]
+
+
+def read_times(source: Path) -> tuple[dict[str, float], str]:
+    """Run times (seconds per notebook file) from `source/times.json`, else build/executed/."""
+    for path in (source / "times.json", EXECUTED / "times.json"):
+        if path.exists():
+            note = "" if path.parent == source else "times from the last course run"
+            return json.loads(path.read_text(encoding="utf-8")), note
+    return {}, "not timed yet: run `make course`"
+
+
+def _strip_markdown(text: str) -> str:
+    text = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", text)  # images
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # links -> their text
+    text = re.sub(r"`([^`]*)`", r"\1", text)  # inline code -> its text
+    text = re.sub(r"\*\*|\*|(?<!\w)__|__(?!\w)|(?<!\w)_(?=\S)|(?<=\S)_(?!\w)", "", text)  # emphasis
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _shorten(text: str, limit: int = 220) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[: text.rfind(" ", 0, limit)]
+    if cut.count("$") % 2:  # never cut a $formula$ in half
+        cut = cut[: cut.rfind("$")]
+    return cut.rstrip(" ,;:(") + " …"
+
+
+def describe(first_markdown: str) -> str:
+    """A one-line description from the title cell: its first paragraph, or its learning goals."""
+    lines = first_markdown.splitlines()[1:]  # drop the title line
+    paragraphs = re.split(r"\n\s*\n", "\n".join(lines).strip())
+    for para in paragraphs:
+        plain = _strip_markdown(para)
+        if not plain or plain.lower().startswith("prerequisite"):
+            continue
+        bullets = [_strip_markdown(b) for b in re.findall(r"^\s*[-*]\s+(.*)$", para, re.M)]
+        if bullets:  # "**Learning goals** - a; - b" -> "a; b."
+            return _shorten("; ".join(b.rstrip(";., ") for b in bullets) + ".")
+        return _shorten(plain)
+    return ""
+
+
+@dataclass
+class Notebook:
+    """One notebook of the book, rendered."""
+
+    path: Path
+    stem: str
+    chapter: str
+    title: str
+    short_title: str
+    description: str
+    body: str
+    sections: list[dict] = field(default_factory=list)
+    time_text: str = "not timed"
+    prev: Notebook | None = None
+    next: Notebook | None = None
+
+
+_HEADING = re.compile(r'<h([1-4]) id="([^"]+)">(.*?)</h\1>', re.S)
+
+
+def sections(body: str) -> list[dict]:
+    """The h2/h3 headings of a rendered notebook: level, id and plain text."""
+    out = []
+    for level, ident, inner in _HEADING.findall(body):
+        if level in ("2", "3"):
+            text = re.sub(r"<a class=\"anchor-link\".*?</a>", "", inner, flags=re.S)
+            text = html.unescape(re.sub(r"<[^>]+>", "", text)).strip()
+            out.append({"level": int(level), "id": ident, "text": text})
+    return out
+
+
+def link_notebooks(body: str, stems: set[str], in_print: bool, stem: str = "") -> str:
+    """Links to other notebooks point at their pages (or, on the print page, their sections).
+
+    On the print page every id and in-page link of a notebook gets the notebook's stem as a
+    prefix, so "Summary" in chapter 1 and "Summary" in chapter 2 stay distinct anchors.
+    """
+    def notebook_link(m: re.Match) -> str:
+        name, anchor = Path(m.group(1)).stem, m.group(2) or ""
+        if name not in stems:
+            return m.group(0)
+        if in_print:
+            return f'href="#{name}--{anchor[1:]}"' if anchor else f'href="#nb-{name}"'
+        return f'href="{name}.html{anchor}"'
+
+    if in_print:  # first this notebook's own anchors, then links to the others
+        body = re.sub(r'(\sid)="([^"]+)"', lambda m: f'{m.group(1)}="{stem}--{m.group(2)}"', body)
+        body = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{stem}--{m.group(1)}"', body)
+    return re.sub(r'href="(?!https?:|mailto:)([^"#]*?\.ipynb)(#[^"]*)?"', notebook_link, body)
+
+
+def local_images(body: str, source: Path, out: Path) -> None:
+    """Copy images that markdown cells reference by relative path next to the pages."""
+    for src in set(re.findall(r'<img[^>]*\ssrc="([^"]+)"', body)):
+        if re.match(r"^(data:|[a-z]+://)", src) or src.startswith("/"):
+            continue
+        for base in (source, NOTEBOOKS):
+            file = (base / html.unescape(src)).resolve()
+            if file.is_file() and ROOT in file.parents:
+                (out / src).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(file, out / src)
+                break
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _exporter():
     from nbconvert import HTMLExporter
 
-    notebooks = sorted(EXECUTED.glob("[0-9]*.ipynb"))
-    if not notebooks:
-        raise SystemExit("no executed notebooks in build/executed/: run `make course` first")
-    HTML.mkdir(parents=True, exist_ok=True)
-    times = json.loads((EXECUTED / "times.json").read_text()) if (EXECUTED / "times.json").exists() else {}
-    exporter = HTMLExporter(template_name="lab")
-    items = []
-    for path in notebooks:
-        nb = nbformat.read(path, as_version=4)
-        body, _ = exporter.from_notebook_node(nb)
-        out = HTML / (path.stem + ".html")
-        out.write_text(body, encoding="utf-8")
-        title = next((c.source.splitlines()[0].lstrip("# ") for c in nb.cells if c.cell_type == "markdown"), path.stem)
-        items.append(f'<li><a href="{out.name}">{html.escape(title)}</a> ({times.get(path.name, "?")} s)</li>')
-    index = HTML / "index.html"
-    index.write_text(
-        "<!doctype html><meta charset='utf-8'><title>深度学习在图像识别中的应用</title>"
-        "<h1>Deep learning for image recognition · 深度学习在图像识别中的应用</h1><ol>"
-        + "\n".join(items) + "</ol>",
-        encoding="utf-8",
+    return HTMLExporter(
+        template_name="book", extra_template_basedirs=[str(BOOK / "templates")],
+        exclude_anchor_links=False,
     )
-    print(f"HTML book: {index.relative_to(ROOT)}")
-    return index
+
+
+def copy_static(out: Path, exporter, highlight_css: str) -> None:
+    """JupyterLab's CSS, the pygments colours, the book's CSS and MathJax into out/_static/."""
+    import jupyter_server_mathjax
+
+    static = out / "_static"
+    static.mkdir(parents=True, exist_ok=True)
+    env = exporter.environment
+    lab_css = "\n".join(
+        env.loader.get_source(env, name)[0] for name in ("static/index.css", "static/theme-light.css")
+    )
+    (static / "jupyterlab.css").write_text(lab_css, encoding="utf-8")
+    (static / "pygments.css").write_text(highlight_css, encoding="utf-8")
+    shutil.copy2(BOOK / "book.css", static / "book.css")
+    mathjax = Path(jupyter_server_mathjax.__file__).parent / "static"
+    if not (static / "mathjax" / "MathJax.js").exists():
+        shutil.copytree(mathjax, static / "mathjax", dirs_exist_ok=True)
+
+
+def default_source() -> Path:
+    """build/executed/ when the course has run, else the committed notebooks (with outputs)."""
+    if any(EXECUTED.glob("[0-9]*.ipynb")):
+        return EXECUTED
+    print("build/executed/ has no notebooks (run `make course`): using the committed notebooks/")
+    return NOTEBOOKS
+
+
+def build_html(source: Path | None = None, out: Path = HTML_DIR) -> Path:
+    """Render every notebook in `source` to the book in `out`; returns index.html."""
+    start = time.perf_counter()
+    if "jsonschema" not in sys.modules:
+        # nbformat imports jsonschema, which builds ~40 lark parsers at import when the optional
+        # rfc3987_syntax package is installed (~3 s of CPU, for an IRI format that notebooks never
+        # use); without it jsonschema simply skips that format check.
+        sys.modules.setdefault("rfc3987_syntax", None)
+    import jinja2
+    import nbformat
+
+    source = Path(source) if source else default_source()
+    paths = sorted(source.glob("[0-9]*.ipynb"))
+    if not paths:
+        raise SystemExit(f"no notebooks (NN_name.ipynb) in {source}")
+    chapters_def = read_chapters()
+    times, times_note = read_times(source)
+    exporter = _exporter()
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("[0-9]*.html"):  # pages of notebooks that are gone
+        old.unlink()
+
+    notebooks: list[Notebook] = []
+    highlight_css = ""
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        body, resources = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
+        highlight_css = highlight_css or "\n".join(resources.get("inlining", {}).get("css", []))
+        first_md = next((c.source for c in nb.cells if c.cell_type == "markdown"), path.stem)
+        title = first_md.splitlines()[0].lstrip("# ").strip() if first_md.strip() else path.stem
+        seconds = times.get(path.name)
+        notebooks.append(Notebook(
+            path=path, stem=path.stem, chapter=path.stem[:2], title=title,
+            short_title=title.split(" · ")[0], description=describe(first_md), body=body,
+            sections=sections(body),
+            time_text=f"{seconds:.1f} s" if isinstance(seconds, (int, float)) else "not timed",
+        ))
+        local_images(body, source, out)
+    for a, b in zip(notebooks, notebooks[1:]):
+        a.next, b.prev = b, a
+    stems = {nb.stem for nb in notebooks}
+
+    chapters = []
+    for key in sorted({nb.chapter for nb in notebooks}):
+        english, chinese = chapters_def.get(key, (f"Chapter {key}", ""))
+        number = str(int(key)) if key.isdigit() else key
+        chapters.append({"key": key, "number": number, "english": english, "chinese": chinese,
+                         "notebooks": [nb for nb in notebooks if nb.chapter == key]})
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(BOOK)), autoescape=jinja2.select_autoescape(["html", "j2"]),
+        trim_blocks=False, lstrip_blocks=False,
+    )
+    page = env.get_template("page.html.j2")
+    glossary = read_glossary()
+    common = {"chapters": chapters, "glossary": glossary, "stems": stems, "times_note": times_note,
+              "titles": {nb.stem: nb.short_title for nb in notebooks}}
+
+    def write(name: str, **context) -> None:
+        text = page.render(**common, **context).lstrip()
+        (out / name).write_text(text, encoding="utf-8")
+
+    book_title = "Deep learning for image recognition · 深度学习在图像识别中的应用"
+    for nb in notebooks:
+        body = nb.body
+        nb.body = _markup(link_notebooks(body, stems, in_print=False))
+        write(f"{nb.stem}.html", kind="notebook", current=nb, math=True,
+              page_title=f"{nb.short_title} · {book_title}")
+        nb.body = body
+    write("index.html", kind="index", current=None, math=True, page_title=book_title)
+    write("glossary.html", kind="glossary", current=None, math=False,
+          page_title=f"Glossary · 术语表 · {book_title}")
+    for nb in notebooks:
+        nb.body = _markup(link_notebooks(nb.body, stems, in_print=True, stem=nb.stem))
+    write("course.html", kind="course", current=None, math=True, page_title=book_title,
+          build_date=dt.date.today().isoformat())
+    copy_static(out, exporter, highlight_css)
+    seconds = time.perf_counter() - start
+    print(f"HTML book: {_rel(out / 'index.html')} ({len(notebooks)} notebooks from "
+          f"{_rel(source)}/, {seconds:.1f} s)")
+    return out / "index.html"
+
+
+def _markup(text: str):
+    from markupsafe import Markup
+
+    return Markup(text)
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+# --------------------------------------------------------------------------- PDF
+
+
+def launch_chromium(playwright):
+    """Playwright's Chromium driver on the system Chromium, headless, with offline flags."""
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"{CHROMIUM} not found: install Chromium (Debian: apt-get install chromium "
+                         "fonts-noto-cjk) or point $CHROMIUM at it")
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+
+def block_network(page) -> list[str]:
+    """Abort every request that is not file:// (or data:); returns the list of those aborted."""
+    blocked: list[str] = []
+
+    def handle(route):
+        url = route.request.url
+        if url.startswith(("file://", "data:")):
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort()
+
+    page.route("**/*", handle)
+    return blocked
+
+
+def wait_until_rendered(page, timeout_ms: int = 180_000) -> None:
+    """Wait until MathJax has typeset the page (if it has math) and every image is decoded."""
+    page.wait_for_function(
+        "() => !window.MathJax || document.documentElement.dataset.mathjax === 'done'",
+        timeout=timeout_ms, polling=250,
+    )
+    page.wait_for_function(
+        "() => Array.from(document.images).every(img => img.complete)", timeout=timeout_ms,
+    )
+
+
+def _cjk_font_file() -> tuple[str, int] | None:
+    """The file and collection index of the Simplified Chinese font fontconfig picks."""
+    try:
+        out = subprocess.run(["fc-match", "-f", "%{file}:%{index}", "Noto Sans CJK SC"],
+                             capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    path, _, index = out.rpartition(":")
+    return (path, int(index or 0)) if "CJK" in path and Path(path).is_file() else None
+
+
+def radical_map() -> dict[int, int]:
+    """CJK radical code point -> the ordinary ideograph drawn with the same glyph.
+
+    Noto Sans CJK draws 用 (U+7528) and the Kangxi radical ⽤ (U+2F64) with one glyph, and
+    Chromium's PDF writer labels a shared glyph with the lowest code point: the PDF then
+    says 应⽤ and 常⻅ instead of 应用 and 常见, so copying and searching fail. Kangxi
+    radicals decompose to their ideograph under NFKC; the CJK Radicals Supplement has no
+    decomposition, so we ask the font which ideograph shares the glyph.
+    """
+    import unicodedata
+
+    out = {}
+    for cp in range(0x2F00, 0x2FE0):
+        normal = unicodedata.normalize("NFKC", chr(cp))
+        if len(normal) == 1 and normal != chr(cp):
+            out[cp] = ord(normal)
+    font_file = _cjk_font_file()
+    if font_file:
+        try:
+            from fontTools.ttLib import TTFont
+
+            cmap = TTFont(font_file[0], fontNumber=font_file[1], lazy=True).getBestCmap()
+            ideograph = {}
+            for cp, glyph in sorted(cmap.items()):
+                if 0x4E00 <= cp <= 0x9FFF:
+                    ideograph.setdefault(glyph, cp)
+            out.update({cp: ideograph[cmap[cp]] for cp in range(0x2E80, 0x2F00)
+                        if cmap.get(cp) in ideograph})
+        except Exception as error:  # the fix is a nicety: never fail the build on it
+            print(f"note: could not read {font_file[0]} ({error}); CJK radicals left as they are")
+    return out
+
+
+def _fix_cmap(text: str, mapping: dict[int, int]) -> str:
+    """Rewrite the Unicode side of a ToUnicode CMap through `mapping` (code point -> code point)."""
+    def dst(hexstr: str) -> str:
+        try:
+            chars = bytes.fromhex(hexstr).decode("utf-16-be")
+        except ValueError:
+            return hexstr
+        fixed = "".join(chr(mapping.get(ord(c), ord(c))) for c in chars)
+        return fixed.encode("utf-16-be").hex().upper() if fixed != chars else hexstr
+
+    def bfchar(block: re.Match) -> str:
+        return re.sub(r"(<[0-9A-Fa-f]+>\s*)<([0-9A-Fa-f]+)>",
+                      lambda m: f"{m.group(1)}<{dst(m.group(2))}>", block.group(0))
+
+    def bfrange(block: re.Match) -> str:
+        def line(m: re.Match) -> str:
+            lo, hi, array, first = m.group(1), m.group(2), m.group(3), m.group(4)
+            if array is not None:  # <lo> <hi> [<u1> <u2> ...]: fix each entry
+                fixed = re.sub(r"<([0-9A-Fa-f]+)>", lambda d: f"<{dst(d.group(1))}>", array)
+                return f"<{lo}> <{hi}> [{fixed}]"
+            count, start = int(hi, 16) - int(lo, 16) + 1, int(first, 16)
+            if len(first) > 4 or not any(start + i in mapping for i in range(count)):
+                return m.group(0)
+            # <lo> <hi> <start> covers a radical: spell the range out as an array
+            entries = " ".join(f"<{dst(f'{start + i:04X}')}>" for i in range(count))
+            return f"<{lo}> <{hi}> [{entries}]"
+
+        return re.sub(r"<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>\s*(?:\[([^\]]*)\]|<([0-9A-Fa-f]+)>)",
+                      line, block.group(0))
+
+    text = re.sub(r"beginbfchar.*?endbfchar", bfchar, text, flags=re.S)
+    return re.sub(r"beginbfrange.*?endbfrange", bfrange, text, flags=re.S)
+
+
+def fix_cjk_text(pdf_path: Path) -> int:
+    """Make the PDF's text layer say 用/见 where Chromium wrote radicals; returns CMaps fixed.
+
+    The fixed ToUnicode streams are appended as an incremental update (new objects, an xref
+    section and a trailer pointing back at the original one), so the rest of the file, its
+    bookmarks and tags included, is left byte for byte as Chromium wrote it.
+    """
+    from pypdf import PdfReader
+
+    mapping = radical_map()
+    raw = pdf_path.read_bytes()
+    if not raw.rstrip().endswith(b"%%EOF") or b"\nxref\n" not in raw:
+        return 0  # not the classic-xref file Chromium writes: leave it alone
+    reader = PdfReader(str(pdf_path))
+    fixed: dict[tuple[int, int], bytes] = {}
+    seen: set[tuple[int, int]] = set()
+    for page in reader.pages:
+        fonts = page.get("/Resources", {}).get("/Font", {}) or {}
+        for font in fonts.values():
+            font = font.get_object()
+            ref = font.raw_get("/ToUnicode") if "/ToUnicode" in font else None
+            if ref is None or not hasattr(ref, "idnum") or (ref.idnum, ref.generation) in seen:
+                continue
+            seen.add((ref.idnum, ref.generation))
+            text = ref.get_object().get_data().decode("latin-1")
+            new = _fix_cmap(text, mapping)
+            if new != text:
+                fixed[(ref.idnum, ref.generation)] = new.encode("latin-1")
+    if not fixed:
+        return 0
+    prev = int(re.findall(rb"startxref\s+(\d+)", raw)[-1])
+    out = bytearray(raw if raw.endswith(b"\n") else raw + b"\n")
+    offsets = {}
+    for (num, gen), data in sorted(fixed.items()):
+        offsets[num] = (len(out), gen)
+        out += b"%d %d obj\n<< /Length %d >>\nstream\n" % (num, gen, len(data)) + data + b"\nendstream\nendobj\n"
+    xref = len(out)
+    out += b"xref\n"
+    for num, (offset, gen) in sorted(offsets.items()):
+        out += b"%d 1\n%010d %05d n \n" % (num, offset, gen)
+    trailer = reader.trailer
+    extra = b""
+    for key in ("/Root", "/Info"):
+        if key in trailer:
+            value = trailer.raw_get(key)
+            extra += b" %s %d %d R" % (key.encode(), value.idnum, value.generation)
+    if "/ID" in trailer:
+        ids = trailer["/ID"]
+        extra += b" /ID [<%s> <%s>]" % tuple(
+            (getattr(i, "original_bytes", None) or bytes(i)).hex().encode() for i in ids)
+    out += b"trailer\n<< /Size %d /Prev %d%s >>\nstartxref\n%d\n%%%%EOF\n" % (
+        int(trailer["/Size"]), prev, extra, xref)
+    pdf_path.write_bytes(bytes(out))
+    return len(fixed)
+
+
+def build_pdf(html_dir: Path = HTML_DIR, pdf_path: Path = PDF_PATH) -> Path:
+    """Print html_dir/course.html with headless Chromium to an A4 PDF with bookmarks."""
+    from playwright.sync_api import sync_playwright
+
+    start = time.perf_counter()
+    course = html_dir / "course.html"
+    if not course.exists():
+        raise SystemExit(f"{course} is missing: build the HTML first (--html)")
+    pdf_path.parent.mkdir(parents=True, exist_ok=True)
+    footer = ('<div style="font-size:8px;width:100%;text-align:center;color:#666;'
+              'font-family:DejaVu Sans,sans-serif"><span class="pageNumber"></span> / '
+              '<span class="totalPages"></span></div>')
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page()
+            blocked = block_network(page)
+            page.goto(course.resolve().as_uri(), wait_until="load", timeout=120_000)
+            wait_until_rendered(page)
+            page.emulate_media(media="print")
+            page.pdf(
+                path=str(pdf_path), format="A4", print_background=True, outline=True, tagged=True,
+                display_header_footer=True, header_template="<span></span>", footer_template=footer,
+                margin={"top": "16mm", "bottom": "18mm", "left": "14mm", "right": "14mm"},
+            )
+        finally:
+            browser.close()
+    if blocked:
+        raise SystemExit("the book asked for non-local resources: " + ", ".join(sorted(set(blocked))))
+    fix_cjk_text(pdf_path)
+    from pypdf import PdfReader
+
+    pages = len(PdfReader(str(pdf_path)).pages)
+    print(f"PDF: {_rel(pdf_path)} ({pages} A4 pages, {pdf_path.stat().st_size / 1e6:.1f} MB, "
+          f"{time.perf_counter() - start:.1f} s)")
+    return pdf_path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--html", action="store_true", help="build the HTML book (the default)")
+    parser.add_argument("--pdf", action="store_true", help="build the HTML book, then print it to the PDF")
+    parser.add_argument("--source", type=Path, default=None,
+                        help="folder of notebooks with outputs (default: build/executed/, "
+                             "else notebooks/)")
+    parser.add_argument("--out", type=Path, default=HTML_DIR, help="HTML folder (default: build/html/)")
+    parser.add_argument("--pdf-path", type=Path, default=PDF_PATH,
+                        help="PDF file (default: build/course.pdf)")
+    args = parser.parse_args(argv)
+    if args.source is not None and not args.source.is_dir():
+        parser.error(f"--source {args.source}: not a folder")
+    build_html(args.source, args.out)
+    if args.pdf:
+        build_pdf(args.out, args.pdf_path)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--html", action="store_true", help="build the HTML book (default)")
-    parser.add_argument("--pdf", action="store_true", help="build the PDF (not yet implemented here)")
-    args = parser.parse_args()
-    if args.pdf:
-        raise SystemExit("the PDF build is not implemented yet")
-    build_html()
+    sys.exit(main())
