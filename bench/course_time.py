@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))  # run_course.py lives beside this project's scripts
 
-from run_course import NOTEBOOKS, course_notebooks  # noqa: E402
+from run_course import NOTEBOOKS, clean_metadata, course_notebooks  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 PEAK_MEMORY_PROBE = (
@@ -33,8 +33,11 @@ PEAK_MEMORY_PROBE = (
 BUDGET_TOTAL_S, BUDGET_NOTEBOOK_S = 300, 90
 
 
-def time_notebook(path: Path) -> tuple[float, float]:
-    """Execute a notebook in a fresh kernel; return (seconds, peak memory in MiB)."""
+def time_notebook(path: Path, save: bool = False) -> tuple[float, float]:
+    """Execute a notebook in a fresh kernel; return (seconds, peak memory in MiB).
+
+    With `save`, the notebook is written back with its fresh outputs (as `make notebooks`).
+    """
     import nbformat
     from nbclient import NotebookClient
 
@@ -50,20 +53,30 @@ def time_notebook(path: Path) -> tuple[float, float]:
         nb.cells.append(probe)
         client.execute_cell(probe, len(nb.cells) - 1)
     peak = int(probe.outputs[0]["text"].strip()) / 2**20
+    nb.cells.pop()
+    if save:
+        clean_metadata(nb)
+        nbformat.write(nb, path)
     return seconds, peak
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*")
+    parser.add_argument("--in-place", action="store_true",
+                        help="also save each notebook with its fresh outputs (a clean run to commit)")
     args = parser.parse_args()
     import torch
 
-    rows = []
+    # timing some notebooks updates their rows and keeps the others' earlier measurements
+    previous = RESULTS / "course_time.json"
+    existing = {p.name for p in course_notebooks()}
+    by_name = {r["notebook"]: r for r in json.loads(previous.read_text())["notebooks"]} if previous.exists() else {}
     for path in course_notebooks(args.notebooks):
-        seconds, peak = time_notebook(path)
-        rows.append({"notebook": path.name, "seconds": round(seconds, 1), "peak_mib": round(peak)})
+        seconds, peak = time_notebook(path, save=args.in_place)
+        by_name[path.name] = {"notebook": path.name, "seconds": round(seconds, 1), "peak_mib": round(peak)}
         print(f"{seconds:7.1f} s  {peak:7.0f} MiB  {path.name}", flush=True)
+    rows = [by_name[name] for name in sorted(by_name) if name in existing]
     total = sum(r["seconds"] for r in rows)
     machine = {
         "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),

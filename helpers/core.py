@@ -40,7 +40,9 @@ __all__ = [
     "RunReport",
     "check_params",
     "course_root",
+    "fraction",
     "one_of",
+    "whole_number",
     "default_data_dir",
     "default_output_dir",
     "resolve_device",
@@ -190,6 +192,16 @@ def _dataset(name: str, value: Any, choices: tuple[str, ...] = DATASETS) -> str:
     return str(value)
 
 
+def whole_number(minimum: int = 0) -> Callable[[str, Any], int]:
+    """A rule for `check_params(rules=...)`: a whole number >= `minimum`."""
+    return lambda name, value: _int(name, value, minimum)
+
+
+def fraction() -> Callable[[str, Any], float]:
+    """A rule for `check_params(rules=...)`: a number in [0, 1)."""
+    return _fraction
+
+
 def one_of(choices) -> Callable[[str, Any], Any]:
     """A rule for `check_params(rules=...)`: the value must be one of `choices`."""
     valid = tuple(choices)
@@ -252,6 +264,7 @@ RULES: dict[str, Callable[[str, Any], Any]] = {
     "n_seeds": lambda n, v: _int(n, v, 1),
     "repeats": lambda n, v: _int(n, v, 1),
     "n_per_class": lambda n, v: _int(n, v, 1),
+    "threads": lambda n, v: _int(n, v, 1),
     "image_size": lambda n, v: _int(n, v, 1),
     "lr": _positive_float,
     "time_budget_s": _positive_float,
@@ -407,12 +420,15 @@ def setup(
 ) -> RunReport:
     """Seed everything, resolve the device, set the book's plot style, print a run report.
 
-    `params` (from `check_params`) supplies `seed` and `device` unless given explicitly.
+    `params` (from `check_params`) supplies `seed` and `device` unless given explicitly, and
+    `threads` (if present) sets torch's CPU thread count.
     Returns the `RunReport`; its `finish()` prints the wall time at the end of a notebook.
     """
     params = dict(params or {})
     seed = int(seed if seed is not None else params.get("seed", 0))
     dev = resolve_device(device if device is not None else params.get("device", "auto"))
+    if params.get("threads"):  # a notebook's `threads` parameter: torch's CPU thread count
+        torch.set_num_threads(int(params["threads"]))
     seed_everything(seed)
     if style:
         from .plots import set_style

@@ -115,3 +115,16 @@ def test_chapters_have_english_and_chinese_titles():
     assert list(helpers.CHAPTERS) == ["01", "02", "03", "04", "05", "06"]
     for english, chinese in helpers.CHAPTERS.values():
         assert english.isascii() and not chinese.isascii()
+
+
+def test_public_rule_factories():
+    from helpers.core import fraction, whole_number
+
+    assert whole_number(2)("width", 4) == 4
+    with pytest.raises(ValueError, match="width=1 is out of range: it must be >= 2"):
+        whole_number(2)("width", 1)
+    assert fraction()("p", 0.5) == 0.5
+    with pytest.raises(ValueError, match=r"in \[0, 1\)"):
+        fraction()("p", 1.5)
+    with pytest.raises(ValueError, match="threads"):
+        check_params(threads=0, injected=set())
