@@ -114,8 +114,8 @@ def _flip_byte(path: Path) -> None:
 def _png(path: Path, mode: str = "RGB", size: tuple[int, int] = (12, 12), value: int = 128) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     channels = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
-    array = np.full((size[1], size[0], channels), value, dtype=np.uint8).squeeze()
-    Image.fromarray(array, mode=mode).save(path)
+    array = np.full((size[1], size[0], channels), value, dtype=np.uint8)
+    Image.fromarray(array[..., 0] if channels == 1 else array, mode=mode).save(path)
 
 
 def _folder(tmp_path: Path, classes: dict[str, int]) -> Path:
