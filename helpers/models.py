@@ -30,6 +30,20 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
+def _dry_run(model: nn.Module, in_shape: Sequence[int], hooks: list) -> None:
+    """One eval-mode forward pass on a zero image (for the hooks), then remove the hooks."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            model(torch.zeros(1, *in_shape, device=device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+
+
 def count_macs(model: nn.Module, in_shape: Sequence[int]) -> int:
     """Multiply-accumulate operations of one forward pass on one image `(C, H, W)`.
 
@@ -53,16 +67,7 @@ def count_macs(model: nn.Module, in_shape: Sequence[int]) -> int:
             hooks.append(module.register_forward_hook(conv_hook))
         elif isinstance(module, nn.Linear):
             hooks.append(module.register_forward_hook(linear_hook))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            device = next(model.parameters()).device
-            model(torch.zeros(1, *in_shape, device=device))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    _dry_run(model, in_shape, hooks)
     return int(total)
 
 
@@ -235,16 +240,7 @@ def summary(model: nn.Module, in_shape: Sequence[int]) -> str:
             rows.append((f"{name} ({type(mod).__name__})", str(list(out.shape)), n))
 
         hooks.append(module.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            device = next(model.parameters()).device
-            model(torch.zeros(1, *in_shape, device=device))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    _dry_run(model, in_shape, hooks)
     width = max(len(r[0]) for r in rows) + 2
     lines = [f"{'layer':<{width}}{'output shape':<20}{'params':>10}", "-" * (width + 30)]
     lines += [f"{n:<{width}}{s:<20}{p:>10,}" for n, s, p in rows]

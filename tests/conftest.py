@@ -43,3 +43,14 @@ def data_copy(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     for name in ("MNIST", "FashionMNIST"):
         shutil.copytree(shared_data / name, dest / name)
     return dest
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread: small models train faster, and stay fast on a busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -11,14 +11,7 @@ import torch
 import helpers
 from helpers.training import CheckpointError
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: small models train faster (and stay fast on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
