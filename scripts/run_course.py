@@ -61,14 +61,14 @@ def execute_in_place(path: Path, timeout: int = 900) -> float:
     return seconds
 
 
-def execute_to_build(path: Path, parameters: dict | None = None) -> float:
-    """Execute one notebook with papermill into build/executed/ (the committed file is untouched)."""
+def execute_to_build(path: Path, executed: Path = EXECUTED, parameters: dict | None = None) -> float:
+    """Execute one notebook with papermill into `executed/` (the committed file is untouched)."""
     import papermill as pm
 
-    EXECUTED.mkdir(parents=True, exist_ok=True)
+    executed.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     pm.execute_notebook(
-        str(path), str(EXECUTED / path.name), parameters=parameters or {},
+        str(path), str(executed / path.name), parameters=parameters or {},
         cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False,
     )
     return time.perf_counter() - start
@@ -79,26 +79,30 @@ def main() -> None:
     parser.add_argument("notebooks", nargs="*", help="notebook names (default: all)")
     parser.add_argument("--in-place", action="store_true", help="re-execute committed notebooks in place")
     parser.add_argument("--html-only", action="store_true", help="only render build/executed/ to HTML")
+    parser.add_argument("--build", type=Path, default=BUILD, help="output folder (default: build/)")
     args = parser.parse_args()
+    executed = args.build / "executed"
 
     times: dict[str, float] = {}
-    times_file = EXECUTED / "times.json"
+    times_file = executed / "times.json"
     if times_file.exists():
         times = json.loads(times_file.read_text())
     if not args.html_only:
         total = time.perf_counter()
         for path in course_notebooks(args.notebooks):
-            run = execute_in_place if args.in_place else execute_to_build
-            seconds = run(path)
+            seconds = execute_in_place(path) if args.in_place else execute_to_build(path, executed)
             times[path.name] = round(seconds, 1)
             print(f"{seconds:7.1f} s  {path.name}", flush=True)
         print(f"{time.perf_counter() - total:7.1f} s  total")
-        EXECUTED.mkdir(parents=True, exist_ok=True)
+        executed.mkdir(parents=True, exist_ok=True)
         times_file.write_text(json.dumps(times, indent=1))
         if args.in_place:
             return
-        print(f"executed notebooks: {EXECUTED.relative_to(ROOT)}/")
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "build_book.py"), "--html"], check=True)
+        print(f"executed notebooks: {executed}/")
+    book = [sys.executable, str(ROOT / "scripts" / "build_book.py"), "--html"]
+    if args.build != BUILD:
+        book += ["--source", str(executed), "--out", str(args.build / "html")]
+    subprocess.run(book, check=True)
 
 
 if __name__ == "__main__":
