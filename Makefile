@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # the stamp changes with pyproject.toml and with the checkout folder (editable install)
 STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo $(CURDIR)) | cksum | cut -d" " -f1)
-PYTEST_ARGS ?=
+# two pytest workers; a notebook's cells stay together in one worker (--dist loadfile)
+PYTEST_ARGS ?= -n 2 --dist loadfile --durations=15
 
 .PHONY: help venv course test check lint notebooks html pdf bench lab clean
 
