@@ -1,14 +1,17 @@
 """Shared helpers for the course 深度学习在图像识别中的应用 (deep learning for image recognition).
 
-One module per concern:
+One module per concern, in layers: a module imports only from layers below it, so the
+package reads bottom-up (`tests/test_structure.py` fails on any import cycle).
 
-- `core`: `setup`, `check_params`, device and seeding, the run report
-- `data`: `load_dataset`, the embedded digits, scikit-image photos, batched augmentation
-- `folder`: your own images in one-folder-per-class layout
-- `models`: MLP, LeNet-5, small VGG, small ResNet
-- `training`: `fit`, `evaluate`, `predict`, checkpoints
-- `metrics`: accuracy, top-k, confusion matrix, precision/recall/F1
-- `plots`: the book's style and common figures
+1. `style` (the plot style, CJK font) · `metrics` · `reference` (NumPy formulas)
+2. `core`: `setup`, `check_params` and its rules, `check`, device and seeding, run report
+3. `imagedata`: `ImageData` in memory, normalise/augment/batch
+4. `folder`: your own images (one sub-folder per class) · `data`: `load_dataset`, digits,
+   MNIST, Fashion-MNIST, CIFAR-10, scikit-image photos
+5. `models`: MLP, LeNet-5, small VGG, small ResNet (plus `vit`, `pretrained`, `features`)
+6. `training`: `fit`, `evaluate`, `predict`, checkpoints
+7. `plots`, `evaluation`, `experiments` and the topic modules (`interpret`, `faces`,
+   `robustness`, `efficiency`, `selfsup`, `debugging`, `export`, `glossary`, ...)
 """
 
 from .core import (
@@ -16,6 +19,7 @@ from .core import (
     DATASETS,
     Params,
     RunReport,
+    check,
     check_params,
     default_data_dir,
     default_output_dir,
@@ -49,6 +53,7 @@ __all__ = [
     "Params",
     "RunReport",
     "build_model",
+    "check",
     "check_params",
     "count_parameters",
     "default_data_dir",

@@ -33,14 +33,25 @@ from typing import Any
 import numpy as np
 import torch
 
+from .style import set_style
+
 __all__ = [
     "CHAPTERS",
+    "boolean",
+    "check",
+    "existing_path",
+    "list_of",
+    "number",
+    "one_of",
+    "optional",
+    "text",
     "DATASETS",
     "Params",
     "RunReport",
     "check_params",
     "course_root",
     "fraction",
+    "interactive",
     "one_of",
     "whole_number",
     "default_data_dir",
@@ -83,6 +94,17 @@ def default_output_dir(notebook: str | None = None) -> Path:
 
 
 # --------------------------------------------------------------------------- seeding, device
+
+
+def interactive() -> bool:
+    """True in a terminal or a JupyterLab/Notebook session; False under papermill, nbval and CI.
+
+    Progress bars are shown only then: tqdm writes to stderr, and committed notebooks carry
+    no stderr output.
+    """
+    import sys
+
+    return sys.stderr.isatty() or "JPY_SESSION_NAME" in os.environ
 
 
 def seed_everything(seed: int) -> None:
@@ -192,9 +214,43 @@ def _dataset(name: str, value: Any, choices: tuple[str, ...] = DATASETS) -> str:
     return str(value)
 
 
-def whole_number(minimum: int = 0) -> Callable[[str, Any], int]:
-    """A rule for `check_params(rules=...)`: a whole number >= `minimum`."""
-    return lambda name, value: _int(name, value, minimum)
+def whole_number(minimum: int = 0, maximum: int | None = None) -> Callable[[str, Any], int]:
+    """A rule for `check_params(rules=...)`: a whole number >= `minimum` (and <= `maximum`)."""
+
+    def rule(name: str, value: Any) -> int:
+        value = _int(name, value, minimum)
+        if maximum is not None and value > maximum:
+            raise ValueError(
+                f"parameter {name}={value!r} is out of range: it must be <= {maximum}; "
+                f"e.g. papermill -p {name} {maximum}"
+            )
+        return value
+
+    return rule
+
+
+def number(
+    minimum: float | None = None, maximum: float | None = None, *, strict_minimum: bool = False
+) -> Callable[[str, Any], float]:
+    """A rule: a real number (an int is accepted) within [minimum, maximum].
+
+    `strict_minimum=True` excludes the minimum itself (e.g. a learning rate > 0).
+    """
+    low = "(" if strict_minimum else "["
+    span = f"{low}{'-inf' if minimum is None else minimum}, {'inf' if maximum is None else maximum}]"
+
+    def rule(name: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ValueError(
+                f"parameter {name}={value!r} must be a number in {span} "
+                f"(got {type(value).__name__}); e.g. papermill -p {name} {minimum or 1}"
+            )
+        too_low = minimum is not None and (value <= minimum if strict_minimum else value < minimum)
+        if too_low or (maximum is not None and value > maximum):
+            raise ValueError(f"parameter {name}={value!r} is out of range: it must be in {span}")
+        return float(value)
+
+    return rule
 
 
 def fraction() -> Callable[[str, Any], float]:
@@ -202,11 +258,32 @@ def fraction() -> Callable[[str, Any], float]:
     return _fraction
 
 
+def boolean() -> Callable[[str, Any], bool]:
+    """A rule: True or False (papermill's `-p fast False`), never a string such as 'no'."""
+    return _bool
+
+
+def text(pattern: str | None = None) -> Callable[[str, Any], str]:
+    """A rule: a string (matching the regular expression `pattern` if given)."""
+    import re
+
+    def rule(name: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"parameter {name}={value!r} must be a string (got {type(value).__name__})")
+        if pattern is not None and not re.fullmatch(pattern, value):
+            raise ValueError(f"parameter {name}={value!r} must match {pattern!r}")
+        return value
+
+    return rule
+
+
 def one_of(choices) -> Callable[[str, Any], Any]:
     """A rule for `check_params(rules=...)`: the value must be one of `choices`."""
     valid = tuple(choices)
 
     def rule(name: str, value: Any) -> Any:
+        if isinstance(value, bool) and not any(isinstance(c, bool) for c in valid):
+            raise ValueError(f"parameter {name}={value!r} must be one of {', '.join(map(repr, valid))}")
         if value not in valid:
             hint = difflib.get_close_matches(str(value), [str(c) for c in valid], n=1)
             did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
@@ -215,6 +292,56 @@ def one_of(choices) -> Callable[[str, Any], Any]:
                 f"valid choices: {', '.join(repr(c) for c in valid)}"
             )
         return value
+
+    return rule
+
+
+def list_of(
+    item_rule: Callable[[str, Any], Any], min_length: int = 1, max_length: int | None = None
+) -> Callable[[str, Any], list]:
+    """A rule: a list (or tuple) whose every item passes `item_rule`; returned as a list."""
+
+    def rule(name: str, value: Any) -> list:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ValueError(
+                f"parameter {name}={value!r} must be a list (got {type(value).__name__}); "
+                f"e.g. papermill -y '{name}: [...]'"
+            )
+        if len(value) < min_length or (max_length is not None and len(value) > max_length):
+            most = "" if max_length is None else f" and at most {max_length}"
+            raise ValueError(
+                f"parameter {name}={value!r} must have at least {min_length}{most} items "
+                f"(it has {len(value)})"
+            )
+        return [item_rule(f"{name}[{i}]", v) for i, v in enumerate(value)]
+
+    return rule
+
+
+def optional(rule: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
+    """A rule: None, or a value that passes `rule`."""
+    return lambda name, value: None if value is None else rule(name, value)
+
+
+def existing_path(kind: str = "file") -> Callable[[str, Any], Path]:
+    """A rule: a path (str) to an existing file (`kind="file"`) or folder (`kind="folder"`)."""
+    if kind not in ("file", "folder"):
+        raise ValueError(f"kind={kind!r}: valid choices are 'file' and 'folder'")
+
+    def rule(name: str, value: Any) -> Path:
+        if not isinstance(value, (str, os.PathLike)) or not str(value):
+            raise ValueError(
+                f"parameter {name}={value!r} must be the path of an existing {kind} (a string); "
+                f"e.g. papermill -p {name} ~/my_images"
+            )
+        path = Path(value).expanduser()
+        if not path.exists():
+            raise ValueError(f"parameter {name}={str(value)!r}: no such {kind}; pass an existing {kind}")
+        if kind == "file" and not path.is_file():
+            raise ValueError(f"parameter {name}={str(value)!r} is a folder, not a file")
+        if kind == "folder" and not path.is_dir():
+            raise ValueError(f"parameter {name}={str(value)!r} is a file, not a folder")
+        return path
 
     return rule
 
@@ -267,6 +394,7 @@ RULES: dict[str, Callable[[str, Any], Any]] = {
     "threads": lambda n, v: _int(n, v, 1),
     "image_size": lambda n, v: _int(n, v, 1),
     "lr": _positive_float,
+    "weight_decay": lambda n, v: number(0.0)(n, v),
     "time_budget_s": _positive_float,
     "val_fraction": _fraction,
     "label_smoothing": _fraction,
@@ -277,23 +405,6 @@ RULES: dict[str, Callable[[str, Any], Any]] = {
     "data_dir": lambda n, v: _directory(n, v, must_exist=True),
     "output_dir": _directory,
 }
-
-
-def _typed_like(default: Any) -> Callable[[str, Any], Any]:
-    """A rule that accepts values of the default's type (int where a float is expected)."""
-
-    def rule(name: str, value: Any) -> Any:
-        ok = isinstance(value, type(default)) or (
-            isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)
-        )
-        if default is not None and not ok:
-            raise ValueError(
-                f"parameter {name}={value!r} has the wrong type: expected "
-                f"{type(default).__name__} like the default {default!r}"
-            )
-        return value
-
-    return rule
 
 
 def _injected_parameter_names() -> set[str] | None:
@@ -335,7 +446,9 @@ def check_params(
     Every keyword is one parameter of the notebook. Known names (`seed`, `epochs`,
     `dataset`, `device`, `data_dir`, ...) are checked by the shared rules; `rules` adds or
     overrides rules for this notebook; `datasets` restricts which datasets are valid.
-    Any other value is checked against nothing but kept. When run by papermill, a parameter
+    A parameter that no rule covers is an error (so a new one cannot slip in unchecked: give
+    it a rule with the factories here, `whole_number`, `number`, `boolean`, `one_of`,
+    `list_of`, `optional`, `existing_path`, `text`). When run by papermill, a parameter
     name that the notebook does not declare (a typo such as ``-p epoch 3``) is an error.
 
     Raises ValueError naming the parameter, the bad value and what would be valid.
@@ -355,11 +468,39 @@ def check_params(
     if datasets is not None:
         all_rules["dataset"] = lambda n, v: _dataset(n, v, tuple(datasets))
     all_rules.update(rules or {})
+    unruled = sorted(name for name in params if name not in all_rules)
+    if unruled:
+        raise ValueError(
+            f"parameter {', '.join(map(repr, unruled))} has no rule: pass one in "
+            "check_params(rules={...}) (e.g. helpers.core.whole_number(1), one_of([...]), "
+            "list_of(...)) so that a wrong value fails here with a clear message"
+        )
     checked = Params()
     for name, value in params.items():
-        rule = all_rules.get(name)
-        checked[name] = rule(name, value) if rule else value
+        checked[name] = all_rules[name](name, value)
     return checked
+
+
+# --------------------------------------------------------------------------- formula checks
+
+
+def check(name: str, ours: Any, ref: Any, tol: float = 1e-6, ref_name: str = "torch") -> float:
+    """Assert that `ours` equals the reference `ref` in shape and to within `tol`; print it.
+
+    Used after every formula the course implements by hand: the shapes must match exactly
+    (no broadcasting: shape (3,) against (1,) fails), then the largest absolute difference
+    must be below `tol`. Prints ``name   max |ours - torch| = 3.1e-07  ✓`` and returns it.
+    """
+    ours_a = ours.detach().cpu().numpy() if hasattr(ours, "detach") else np.asarray(ours)
+    ref_a = ref.detach().cpu().numpy() if hasattr(ref, "detach") else np.asarray(ref)
+    if ours_a.shape != ref_a.shape:
+        raise AssertionError(f"{name}: shape {ours_a.shape} (ours) != {ref_a.shape} ({ref_name})")
+    diff = np.abs(ours_a.astype(np.float64) - ref_a.astype(np.float64))
+    d = float(diff.max()) if diff.size else 0.0
+    if not d < tol:  # also catches NaN
+        raise AssertionError(f"{name}: max |ours - {ref_name}| = {d:.1e} >= {tol}")
+    print(f"{name:<28} max |ours - {ref_name}| = {d:.1e}  ✓")
+    return d
 
 
 # --------------------------------------------------------------------------- run report
@@ -431,8 +572,6 @@ def setup(
         torch.set_num_threads(int(params["threads"]))
     seed_everything(seed)
     if style:
-        from .plots import set_style
-
         set_style()
     import torchvision
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import DatasetError, ImageData
+from .imagedata import DatasetError, ImageData, channel_stats
 
 __all__ = ["IMAGE_EXTENSIONS", "IN_MEMORY_LIMIT_BYTES", "FolderStream", "load_folder", "scan_folder", "stream_folder"]
 
@@ -196,8 +196,6 @@ class FolderStream:
         return len(self.classes)
 
     def _estimate_stats(self, n: int = 512) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        from .data import channel_stats
-
         idx = torch.randperm(len(self.train_set), generator=torch.Generator().manual_seed(0))[:n]
         x = torch.stack([self.train_set[int(i)][0] for i in idx])
         return channel_stats(x)

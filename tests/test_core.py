@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import helpers
+from helpers import core
 from helpers.core import check_params, one_of, resolve_device, seed_everything
 
 
@@ -128,3 +129,62 @@ def test_public_rule_factories():
         fraction()("p", 1.5)
     with pytest.raises(ValueError, match="threads"):
         check_params(threads=0, injected=set())
+
+
+# --------------------------------------------------------------------------- every parameter has a rule
+
+
+def test_a_parameter_without_a_rule_is_rejected():
+    with pytest.raises(ValueError, match=r"'depth' has no rule"):
+        helpers.check_params(seed=0, depth=20, injected=set())
+    p = helpers.check_params(seed=0, depth=20, rules={"depth": core.whole_number(1)}, injected=set())
+    assert p.depth == 20
+
+
+@pytest.mark.parametrize(
+    ("rule", "bad", "message"),
+    [
+        (lambda: core.whole_number(1, 10), "ten", "must be a whole number"),
+        (lambda: core.whole_number(1, 10), 11, "must be <= 10"),
+        (lambda: core.number(0, 1), "0.5", "must be a number"),
+        (lambda: core.number(0, strict_minimum=True), 0, "out of range"),
+        (lambda: core.boolean(), "no", "must be True or False"),
+        (lambda: core.one_of(["a", "b"]), True, "must be one of"),
+        (lambda: core.list_of(core.whole_number(1)), 5, "must be a list"),
+        (lambda: core.list_of(core.whole_number(1)), [1, "x"], r"x\[1\]='x' must be a whole number"),
+        (lambda: core.list_of(core.whole_number(1), min_length=2), [1], "at least 2"),
+        (lambda: core.existing_path("folder"), None, "must be the path of an existing folder"),
+        (lambda: core.existing_path("file"), "/no/such/file.pt", "no such file"),
+        (lambda: core.text(r"[a-z]+"), "A1", "must match"),
+    ],
+)
+def test_rule_factories_reject_wrong_values_naming_the_parameter(rule, bad, message):
+    with pytest.raises(ValueError, match=message) as info:
+        rule()("x", bad)
+    assert "x" in str(info.value)
+
+
+def test_rule_factories_accept_good_values(tmp_path):
+    assert core.number(0, 1)("x", 1) == 1.0
+    assert core.list_of(core.number(0))("x", (1, 2.5)) == [1.0, 2.5]
+    assert core.optional(core.whole_number(1))("x", None) is None
+    assert core.existing_path("folder")("x", str(tmp_path)) == tmp_path
+    assert core.boolean()("x", False) is False
+
+
+# --------------------------------------------------------------------------- helpers.check
+
+
+def test_check_compares_shapes_before_values(capsys):
+    import numpy as np
+
+    assert helpers.check("same", np.ones(3), np.ones(3)) == 0.0
+    assert "max |ours - torch| = 0.0e+00  ✓" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match=r"shape \(3,\) \(ours\) != \(1,\)"):
+        helpers.check("broadcast", np.ones(3), np.ones(1))
+    with pytest.raises(AssertionError, match="shape"):
+        helpers.check("scalar vs matrix", 1.0, np.ones((2, 3)))
+    with pytest.raises(AssertionError, match="max"):
+        helpers.check("off", np.zeros(2), np.array([0.0, 1e-3]), tol=1e-6)
+    with pytest.raises(AssertionError, match="nan"):
+        helpers.check("nan", np.array([np.nan]), np.array([0.0]))

@@ -1,0 +1,202 @@
+"""Comparative experiments over several seeds: a tidy table, mean ± 95 % CI, error-bar plots.
+
+Every comparison in the course ("augmentation helps", "a CNN beats an MLP") is run the same
+way, so its conclusion can be asserted instead of read off one lucky run::
+
+    exp = experiments.run({
+        "no augmentation": lambda seed: train_and_test(seed, augment=False),
+        "crop + flip":     lambda seed: train_and_test(seed, augment=True),
+    }, seeds=range(5))
+    exp.summary()                                  # condition, metric, n, mean, ci_low, ci_high
+    gain = exp.difference("crop + flip", "no augmentation")   # paired over seeds
+    assert gain.ci_low > 0, gain                   # the claim, asserted
+    exp.plot()
+
+A condition is a function of the seed that returns one number (called `metric`) or a dict
+of named numbers (e.g. `{"test_acc": ..., "train_acc": ..., "seconds": ...}`).
+The 95 % interval is Student's t interval over seeds: mean ± t(0.975, n-1) · s / √n.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .core import interactive
+
+__all__ = ["Estimate", "Experiment", "mean_ci", "run"]
+
+Result = float | Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean with its 95 % confidence interval over `n` runs."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int
+    label: str = ""
+
+    @property
+    def half_width(self) -> float:
+        return (self.ci_high - self.ci_low) / 2
+
+    def __str__(self) -> str:
+        name = f"{self.label}: " if self.label else ""
+        return (
+            f"{name}{self.mean:+.4f} (95 % CI [{self.ci_low:+.4f}, {self.ci_high:+.4f}], "
+            f"n={self.n})"
+        )
+
+    __repr__ = __str__
+
+
+def mean_ci(values: Iterable[float], confidence: float = 0.95, label: str = "") -> Estimate:
+    """Mean and Student-t confidence interval of `values` (a single value has an infinite CI)."""
+    x = np.asarray(list(values), dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("mean_ci needs at least one value")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence={confidence!r} must be in (0, 1)")
+    mean = float(x.mean())
+    if x.size == 1:
+        return Estimate(mean, -math.inf, math.inf, 1, label)
+    sem = float(x.std(ddof=1)) / math.sqrt(x.size)
+    half = float(stats.t.ppf(0.5 + confidence / 2, df=x.size - 1)) * sem
+    return Estimate(mean, mean - half, mean + half, int(x.size), label)
+
+
+class Experiment:
+    """The results of `run`: one row per (condition, seed, metric) in `results`."""
+
+    def __init__(self, results: pd.DataFrame, conditions: Sequence[str]):
+        self.results = results
+        self.conditions = list(conditions)
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(dict.fromkeys(self.results["metric"]))
+
+    def _metric(self, metric: str | None) -> str:
+        if metric is None:
+            return self.metrics[0]
+        if metric not in self.metrics:
+            raise ValueError(f"metric={metric!r} not measured; measured: {', '.join(self.metrics)}")
+        return metric
+
+    def values(self, condition: str, metric: str | None = None) -> pd.Series:
+        """The per-seed values of one condition, indexed by seed."""
+        if condition not in self.conditions:
+            raise ValueError(f"condition={condition!r} unknown; conditions: {self.conditions}")
+        r = self.results
+        rows = r[(r["condition"] == condition) & (r["metric"] == self._metric(metric))]
+        return rows.set_index("seed")["value"]
+
+    def estimate(self, condition: str, metric: str | None = None) -> Estimate:
+        """Mean ± 95 % CI of one condition."""
+        return mean_ci(self.values(condition, metric), label=condition)
+
+    def summary(self, metric: str | None = None) -> pd.DataFrame:
+        """Mean, std and 95 % CI per condition (all metrics, or one)."""
+        rows = []
+        for m in [self._metric(metric)] if metric else self.metrics:
+            for c in self.conditions:
+                v = self.values(c, m)
+                if v.empty:  # this condition did not report this metric
+                    continue
+                e = mean_ci(v)
+                rows.append({"condition": c, "metric": m, "n": e.n, "mean": e.mean,
+                             "std": float(v.std(ddof=1)) if len(v) > 1 else float("nan"),
+                             "ci_low": e.ci_low, "ci_high": e.ci_high})
+        return pd.DataFrame(rows)
+
+    def difference(self, a: str, b: str, metric: str | None = None) -> Estimate:
+        """Paired difference `a - b` over the seeds both ran (same seed, same data split)."""
+        va, vb = self.values(a, metric), self.values(b, metric)
+        common = va.index.intersection(vb.index)
+        if len(common) == 0:
+            raise ValueError(f"conditions {a!r} and {b!r} share no seed")
+        return mean_ci(va[common] - vb[common], label=f"{a} − {b}")
+
+    def plot(self, metric: str | None = None, ax=None, title: str | None = None):
+        """Mean with 95 % CI error bars per condition, seeds as dots (seaborn)."""
+        import matplotlib.pyplot as plt
+        import seaborn as sns
+
+        m = self._metric(metric)
+        data = self.results[self.results["metric"] == m]
+        if ax is None:
+            _, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(self.conditions) + 1.5), 3.6))
+        summ = self.summary(m).set_index("condition").loc[self.conditions]
+        x = np.arange(len(self.conditions))
+        ax.errorbar(x, summ["mean"], yerr=[summ["mean"] - summ["ci_low"], summ["ci_high"] - summ["mean"]],
+                    fmt="o", color="black", capsize=6, markersize=7, zorder=3, label="mean ± 95 % CI")
+        sns.stripplot(data=data, x="condition", y="value", order=self.conditions, ax=ax,
+                      alpha=0.45, jitter=0.12, zorder=2)
+        ax.set_xlabel("")
+        ax.set_ylabel(m)
+        ax.set_title(title or f"{m}: mean ± 95 % CI over {int(summ['n'].min())} seeds")
+        ax.legend(loc="best", fontsize=8)
+        return ax
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        lines = [f"Experiment({len(self.conditions)} conditions × {s['n'].max()} seeds)"]
+        for _, r in s.iterrows():
+            lines.append(f"  {r['condition']:<24} {r['metric']:<12} {r['mean']:.4f} "
+                         f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return self.summary().to_html(index=False, float_format=lambda v: f"{v:.4f}")
+
+
+def run(
+    conditions: Mapping[str, Callable[[int], Result]],
+    seeds: Iterable[int],
+    progress: bool | None = None,
+) -> Experiment:
+    """Run every condition once per seed; return an `Experiment` (tidy table + summaries).
+
+    Each condition is called as `fn(seed)` and returns a number (stored as metric
+    "metric") or a dict {metric name: number}. The wall time of each call is recorded as
+    metric "seconds" unless the condition returns one itself. A progress bar is shown in
+    interactive sessions (`progress=None`), never in papermill/nbval runs. Seeds run in the outer loop, so
+    an interrupted run still has every condition for the seeds it finished.
+    """
+    seeds = [int(s) for s in seeds]
+    if not conditions:
+        raise ValueError("run() needs at least one condition")
+    if not seeds:
+        raise ValueError("run() needs at least one seed")
+    if progress is None:
+        progress = interactive()
+    rows = []
+    total = len(seeds) * len(conditions)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc="experiment", leave=False)
+    for seed in seeds:
+        for name, fn in conditions.items():
+            start = time.perf_counter()
+            out = fn(seed)
+            seconds = time.perf_counter() - start
+            values = dict(out) if isinstance(out, Mapping) else {"metric": out}
+            values.setdefault("seconds", seconds)
+            for metric, value in values.items():
+                rows.append({"condition": name, "seed": seed, "metric": metric, "value": float(value)})
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return Experiment(pd.DataFrame(rows), list(conditions))

@@ -1,0 +1,67 @@
+"""helpers.experiments: tidy results, Student-t intervals, paired differences, the plot."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from helpers import experiments
+
+
+def test_mean_ci_matches_scipy_t_interval():
+    x = [0.91, 0.93, 0.90, 0.94, 0.92]
+    e = experiments.mean_ci(x)
+    low, high = stats.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=stats.sem(x))
+    assert e.n == 5 and math.isclose(e.mean, np.mean(x))
+    assert math.isclose(e.ci_low, low, rel_tol=1e-12) and math.isclose(e.ci_high, high, rel_tol=1e-12)
+
+
+def test_mean_ci_single_value_is_unbounded_and_empty_is_an_error():
+    e = experiments.mean_ci([0.5])
+    assert e.ci_low == -math.inf and e.ci_high == math.inf
+    with pytest.raises(ValueError, match="at least one"):
+        experiments.mean_ci([])
+
+
+def test_run_builds_a_tidy_table_with_every_condition_and_seed():
+    exp = experiments.run({"a": lambda s: {"acc": 0.5 + s / 100}, "b": lambda s: 0.4}, seeds=range(3))
+    r = exp.results
+    assert list(r.columns) == ["condition", "seed", "metric", "value"]
+    assert set(r["metric"]) == {"acc", "seconds", "metric"}
+    assert len(r[(r["condition"] == "a") & (r["metric"] == "acc")]) == 3
+    assert exp.values("a", "acc").tolist() == pytest.approx([0.50, 0.51, 0.52])
+    s = exp.summary("acc")
+    assert s.loc[0, "mean"] == pytest.approx(0.51)
+
+
+def test_paired_difference_uses_the_same_seeds():
+    # a = b + 0.1 exactly on every seed, while both vary a lot between seeds:
+    # the paired difference has zero width, an unpaired one would not.
+    noise = {0: 0.0, 1: 0.3, 2: -0.2, 3: 0.1}
+    exp = experiments.run({"a": lambda s: 0.6 + noise[s], "b": lambda s: 0.5 + noise[s]}, seeds=range(4))
+    d = exp.difference("a", "b")
+    assert d.mean == pytest.approx(0.1) and d.ci_low == pytest.approx(0.1) and d.ci_high == pytest.approx(0.1)
+    assert "a − b" in str(d)
+
+
+def test_unknown_names_give_clear_errors():
+    exp = experiments.run({"a": lambda s: 1.0}, seeds=[0, 1])
+    with pytest.raises(ValueError, match="condition='z' unknown"):
+        exp.values("z")
+    with pytest.raises(ValueError, match="metric='acc' not measured"):
+        exp.summary("acc")
+    with pytest.raises(ValueError, match="at least one seed"):
+        experiments.run({"a": lambda s: 1.0}, seeds=[])
+
+
+def test_plot_draws_one_error_bar_per_condition():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    exp = experiments.run({"a": lambda s: s * 1.0, "b": lambda s: 2.0 + s}, seeds=range(3))
+    ax = exp.plot()
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == ["a", "b"]
+    means = ax.lines[0].get_ydata() if ax.lines else None
+    assert means is not None and list(means) == pytest.approx([1.0, 3.0])
