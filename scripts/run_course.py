@@ -7,7 +7,8 @@
 
 Each notebook runs with its default parameters in a fresh kernel whose working directory is
 `notebooks/`. The time each notebook took is printed and written to
-`build/executed/times.json` (the HTML index shows it).
+`build/executed/times.json` (the HTML index shows it). When a notebook fails, the others
+still run; the failures are listed at the end (notebook, cell, error) and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from jupyter_client.manager import AsyncKernelManager
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -34,6 +38,49 @@ def course_notebooks(names: list[str] | None = None) -> list[Path]:
             sys.exit(f"no such notebook: {', '.join(missing)}")
         return paths
     return sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+
+
+class QuietKernelManager(AsyncKernelManager):
+    """A kernel manager that does not interrupt a kernel it is about to shut down.
+
+    jupyter_client's `shutdown_kernel` first sends SIGINT, then a shutdown request. A kernel
+    that is handling a message at that moment (it always is, right after the last cell) logs
+    "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel." to the terminal, between
+    notebooks. The notebook has finished, so there is nothing to interrupt: ask it to shut
+    down (it is killed after the usual grace period if it does not).
+    """
+
+    async def _async_interrupt_kernel(self) -> None:
+        if self.shutting_down:
+            return
+        await super()._async_interrupt_kernel()
+
+
+@dataclass
+class Failure:
+    """One notebook that failed: where and why."""
+
+    notebook: str
+    cell: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"{self.notebook}: {self.cell}: {self.error}"
+
+
+def describe_failure(path: Path, exc: BaseException) -> Failure:
+    """Which cell failed and the error's last line, from a papermill/nbclient exception."""
+    ename = getattr(exc, "ename", type(exc).__name__)
+    evalue = getattr(exc, "evalue", str(exc)).strip().splitlines()
+    message = f"{ename}: {evalue[-1] if evalue else ''}"
+    count = getattr(exc, "exec_count", None)
+    cell = f"cell [{count}]" if count is not None else "cell ?"
+    if count is None:  # nbclient's CellExecutionError carries the source in its message
+        for line in str(exc).splitlines():
+            if line.startswith("Cell In["):
+                cell = line.split(",")[0].replace("Cell In", "cell ")
+                break
+    return Failure(path.name, cell, message[:300])
 
 
 def clean_metadata(nb) -> None:
@@ -53,7 +100,8 @@ def execute_in_place(path: Path, timeout: int = 900) -> float:
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}},
+        kernel_manager_class=QuietKernelManager,
     ).execute()
     seconds = time.perf_counter() - start
     clean_metadata(nb)
@@ -70,6 +118,7 @@ def execute_to_build(path: Path, executed: Path = EXECUTED, parameters: dict | N
     pm.execute_notebook(
         str(path), str(executed / path.name), parameters=parameters or {},
         cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False,
+        kernel_manager_class=QuietKernelManager,
     )
     return time.perf_counter() - start
 
@@ -87,22 +136,36 @@ def main() -> None:
     times_file = executed / "times.json"
     if times_file.exists():
         times = json.loads(times_file.read_text())
+    failures: list[Failure] = []
     if not args.html_only:
         total = time.perf_counter()
         for path in course_notebooks(args.notebooks):
-            seconds = execute_in_place(path) if args.in_place else execute_to_build(path, executed)
+            start = time.perf_counter()
+            try:
+                seconds = execute_in_place(path) if args.in_place else execute_to_build(path, executed)
+            except Exception as exc:  # one failed notebook must not stop the others
+                failures.append(describe_failure(path, exc))
+                print(f"{time.perf_counter() - start:7.1f} s  {path.name}  FAILED", flush=True)
+                continue
             times[path.name] = round(seconds, 1)
             print(f"{seconds:7.1f} s  {path.name}", flush=True)
         print(f"{time.perf_counter() - total:7.1f} s  total")
         executed.mkdir(parents=True, exist_ok=True)
         times_file.write_text(json.dumps(times, indent=1))
-        if args.in_place:
-            return
-        print(f"executed notebooks: {executed}/")
+        if not args.in_place:
+            print(f"executed notebooks: {executed}/")
+    if failures:
+        print(f"\n{len(failures)} notebook(s) failed:", file=sys.stderr)
+        for failure in failures:
+            print(f"  {failure}", file=sys.stderr)
+    if args.in_place:
+        sys.exit(1 if failures else 0)
     book = [sys.executable, str(ROOT / "scripts" / "build_book.py"), "--html"]
     if args.build != BUILD:
         book += ["--source", str(executed), "--out", str(args.build / "html")]
     subprocess.run(book, check=True)
+    if failures:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

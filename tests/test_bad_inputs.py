@@ -209,10 +209,15 @@ DATA_CASES: dict[str, tuple[Callable, type[Exception], list[str]]] = {
 }
 
 
+#: The cases that read MNIST files; the others need nothing and run anywhere.
+NEEDS_SHARED_DATA = {"missing files offline", "truncated .gz", "wrong checksum"}
+
+
 @pytest.mark.parametrize("case", list(DATA_CASES))
-def test_bad_data_or_checkpoint(case: str, tmp_path: Path, shared_data: Path):
+def test_bad_data_or_checkpoint(case: str, tmp_path: Path, request: pytest.FixtureRequest):
     build, error, words = DATA_CASES[case]
-    owned, action = build(tmp_path, shared_data)
+    shared = request.getfixturevalue("shared_data") if case in NEEDS_SHARED_DATA else None
+    owned, action = build(tmp_path, shared)
     before = snapshot(*owned)
     with pytest.raises(error) as err:
         action()
@@ -222,9 +227,16 @@ def test_bad_data_or_checkpoint(case: str, tmp_path: Path, shared_data: Path):
     assert snapshot(*owned) == before, "the user's files must be left exactly as they were"
 
 
-def test_pickle_payload_class_is_really_unpicklable_without_trust():
-    """Guard for the case above: the payload needs full pickle to load (so weights_only refuses)."""
+def test_pickle_payload_is_refused_by_a_weights_only_load(tmp_path: Path):
+    """Guard for the case above: the payload is an arbitrary class, which torch's safe loader refuses.
+
+    (Plain pickle would happily rebuild it, which is exactly the danger `weights_only` avoids.)
+    """
+    path = tmp_path / "payload.pt"
+    torch.save({"meta": _Payload()}, path)
     assert pickle.loads(pickle.dumps(_Payload())).__class__ is _Payload
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)
 
 
 # --------------------------------------------------------------------------- inputs that must work

@@ -14,6 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
 ABSOLUTE_PATH = re.compile(r"(/work/|/tmp/|/root/|/home/\w+/|/Users/\w+/|[A-Z]:\\\\Users\\\\)")
 MAX_BYTES = 2 * 1024 * 1024
+# matplotlib objects, and a lone float such as `1.0658e-14` left as a cell's last expression
+STRAY_REPR = re.compile(
+    r"^(\[?<matplotlib\.|\[?<Axes|Text\(|\[<matplotlib|Line2D\(|<Figure size|"
+    r"[-+]?\d+(\.\d+)?(e[-+]?\d+)?$|np\.float64\()"
+)
 
 
 def _load(path: Path) -> dict:
@@ -73,3 +78,23 @@ class TestNotebook:
     def test_ends_with_the_run_report(self, path):
         last = "".join(_code_cells(_load(path))[-1]["source"])
         assert "run.finish()" in last, "the last code cell must print the run report (run.finish())"
+
+    def test_no_stderr_output(self, path):
+        """Warnings, log lines and progress bars go to stderr: a clean committed run has none."""
+        for i, cell in enumerate(_code_cells(_load(path))):
+            for out in cell.get("outputs", []):
+                assert out.get("name") != "stderr", (
+                    f"code cell {i + 1} has stderr output (a warning, log line or progress bar): "
+                    f"{_output_text(out).strip()[:160]!r}; silence it at its source"
+                )
+
+    def test_no_stray_return_value_reprs(self, path):
+        """`Text(0.5, 1.0, ...)`, `<matplotlib...>` or a bare number left by a cell's last expression."""
+        for i, cell in enumerate(_code_cells(_load(path))):
+            for out in cell.get("outputs", []):
+                if out["output_type"] != "execute_result":
+                    continue
+                plain = "".join(out.get("data", {}).get("text/plain", ""))
+                assert not STRAY_REPR.match(plain), (
+                    f"code cell {i + 1} shows a stray return value {plain[:60]!r}: end the line with ';' or assign it"
+                )
