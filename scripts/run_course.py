@@ -56,6 +56,11 @@ class QuietKernelManager(AsyncKernelManager):
         await super()._async_interrupt_kernel()
 
 
+#: The kernel's own log goes to this terminal: keep its errors, drop the warning that a local
+#: kernel talks over TCP on 127.0.0.1 (printed once per notebook by recent ipykernels).
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+
+
 @dataclass
 class Failure:
     """One notebook that failed: where and why."""
@@ -101,7 +106,7 @@ def execute_in_place(path: Path, timeout: int = 900) -> float:
     start = time.perf_counter()
     NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}},
-        kernel_manager_class=QuietKernelManager,
+        kernel_manager_class=QuietKernelManager, extra_arguments=KERNEL_ARGUMENTS,
     ).execute()
     seconds = time.perf_counter() - start
     clean_metadata(nb)
@@ -118,7 +123,7 @@ def execute_to_build(path: Path, executed: Path = EXECUTED, parameters: dict | N
     pm.execute_notebook(
         str(path), str(executed / path.name), parameters=parameters or {},
         cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False,
-        kernel_manager_class=QuietKernelManager,
+        kernel_manager_class=QuietKernelManager, extra_arguments=KERNEL_ARGUMENTS,
     )
     return time.perf_counter() - start
 

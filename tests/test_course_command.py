@@ -52,3 +52,4 @@ def test_a_failing_notebook_does_not_stop_the_others(tmp_path: Path):
     assert "00_broken.ipynb: cell [2]: ValueError: the dataset is missing: copy it to data/" in result.stderr
     # jupyter_client's interrupt-before-shutdown made every kernel log this between notebooks
     assert "KeyboardInterrupt caught" not in result.stdout + result.stderr
+    assert "Kernel is running over TCP" not in result.stdout + result.stderr

@@ -13,16 +13,32 @@ import helpers
 from helpers.plots import cjk_font, set_style, to_display
 
 
-def test_chinese_labels_render_without_missing_glyphs(tmp_path):
-    if cjk_font() is None:
-        pytest.skip("no CJK font installed (apt-get install fonts-noto-cjk)")
+def _render(text: str) -> np.ndarray:
+    fig = plt.figure(figsize=(1.2, 0.6), dpi=100)
+    fig.text(0.5, 0.5, text, fontsize=28, ha="center", va="center")
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., 0].copy()
+    plt.close(fig)
+    return pixels
+
+
+def test_chinese_labels_render_with_real_glyphs_from_the_pip_font(tmp_path):
+    """The font comes from the mplfonts wheel: no system package, no warning, no tofu boxes."""
+    from helpers.style import bundled_cjk_font_file
+
+    assert bundled_cjk_font_file() is not None, "mplfonts (declared in pyproject) ships Noto Sans CJK SC"
+    assert cjk_font() == "Noto Sans CJK SC"
     set_style()
-    fig, ax = plt.subplots()
-    ax.set_title("Background · 背景介绍")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a missing glyph is a UserWarning
+        fig, ax = plt.subplots()
+        ax.set_title("Background · 背景介绍")
         fig.savefig(tmp_path / "cjk.png")
-    plt.close(fig)
+        plt.close(fig)
+        # a missing glyph is drawn as the same empty box for every character: two different
+        # characters that render identically would mean tofu
+        bei, jing = _render("背"), _render("景")
+    assert (bei < 128).sum() > 20 and not np.array_equal(bei, jing)
 
 
 def test_to_display_handles_layouts_and_ranges():
@@ -37,6 +53,12 @@ def test_show_images_grid_and_titles():
     digits = helpers.load_digits()
     fig = helpers.show_images(digits.x_train[:10], titles=list("abcdefghij"), ncols=4)
     assert len(fig.axes) == 12 and fig.axes[0].get_title() == "a"
+    assert fig.axes[3].get_title() == "d"  # row-major order
+    # each panel shows its own image, pixel for pixel (first and last)
+    for i in (0, 9):
+        shown = np.asarray(fig.axes[i].get_images()[0].get_array())
+        assert np.array_equal(shown, to_display(digits.x_train[i]))
+    assert not fig.axes[10].get_images() and not fig.axes[10].axison  # the spare panels are blank
     plt.close(fig)
 
 
@@ -47,4 +69,6 @@ def test_plot_history_draws_train_and_validation():
     fig = helpers.plot_history(history)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["train", "validation"]
+    train_line = fig.axes[0].get_lines()[0]
+    assert list(train_line.get_ydata()) == pytest.approx(history.to_frame()["train_loss"].tolist())
     plt.close(fig)

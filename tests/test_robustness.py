@@ -52,6 +52,36 @@ def test_corruptions_keep_shape_and_are_identity_at_zero(trained, kind):
     assert out.shape == x.shape and not torch.allclose(out, x)
 
 
+def test_noise_has_the_requested_std_where_nothing_is_clipped():
+    x = torch.full((4, 1, 32, 32), 0.5)
+    out = rb.corrupt(x, "noise", 0.05, generator=torch.Generator().manual_seed(0))
+    d = out - x
+    assert abs(d.mean().item()) < 0.005 and d.std().item() == pytest.approx(0.05, rel=0.05)
+
+
+def test_blur_spreads_a_point_symmetrically_and_keeps_its_mass():
+    x = torch.zeros(1, 1, 21, 21)
+    x[0, 0, 10, 10] = 1.0
+    out = rb.corrupt(x, "blur", 1.5)
+    assert out.sum().item() == pytest.approx(1.0, abs=1e-5)  # a normalised kernel
+    assert out[0, 0, 10, 10] == out.max() < 1  # the peak stays at the centre and drops
+    assert torch.allclose(out, out.flip(-1)) and torch.allclose(out, out.transpose(-1, -2))
+
+
+def test_rotation_by_90_degrees_is_a_transpose_flip():
+    x = torch.rand(2, 1, 8, 8)
+    out = rb.corrupt(x, "rotation", 90)
+    assert any(torch.allclose(out, torch.rot90(x, k, dims=(2, 3)), atol=1e-5) for k in (1, -1))
+
+
+def test_contrast_scales_the_distance_to_the_mean():
+    x = torch.rand(3, 1, 8, 8) * 0.5 + 0.25  # no clipping
+    out = rb.corrupt(x, "contrast", 0.6)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    assert torch.allclose(out - mean, 0.4 * (x - mean), atol=1e-6)
+    assert torch.allclose(out.mean(dim=(1, 2, 3)), mean.flatten(), atol=1e-6)
+
+
 def test_blur_preserves_mean_of_a_constant_image():
     x = torch.full((1, 1, 8, 8), 0.3)
     assert torch.allclose(rb.corrupt(x, "blur", 1.0), x, atol=1e-6)
