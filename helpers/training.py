@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import pickle
-import sys
 import time
 import zipfile
 from collections.abc import Sequence
@@ -21,12 +20,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from .core import resolve_device
+from .core import interactive, resolve_device
 from .data import ImageData, augment_batch, iterate_batches, normalize
 
 __all__ = [
     "CheckpointError",
     "History",
+    "WeightEMA",
     "evaluate",
     "fit",
     "load_checkpoint",
@@ -85,23 +85,64 @@ class History:
         )
 
 
-def _interactive() -> bool:
-    """True in a terminal or a JupyterLab/Notebook session; False under papermill, nbval and CI."""
-    return sys.stderr.isatty() or "JPY_SESSION_NAME" in os.environ
+def _prepare(x_u8: torch.Tensor, mean, std, channels_last: bool) -> torch.Tensor:
+    """uint8 batch -> normalised float32, in channels-last memory order if asked (4-D only)."""
+    x = normalize(x_u8, mean, std)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
+def _flip_logits(model: nn.Module, x: torch.Tensor, flip: bool) -> torch.Tensor:
+    """Logits of a normalised batch; with `flip`, the mean of the logits of x and of x mirrored."""
+    logits = model(x).float()
+    return (logits + model(x.flip(-1)).float()) / 2 if flip else logits
 
 
 def _batch_stats(model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, mean, std,
-                 batch_size: int, criterion: nn.Module) -> tuple[float, float]:
+                 batch_size: int, criterion: nn.Module, channels_last: bool = False,
+                 flip: bool = False) -> tuple[float, float]:
     """Mean loss and accuracy of `model` (eval mode) over uint8 images on the model's device."""
-    total_loss, correct = 0.0, 0
-    with torch.no_grad():
+    total_loss = torch.zeros((), device=x_u8.device)
+    correct = torch.zeros((), dtype=torch.long, device=x_u8.device)
+    with torch.inference_mode():
         for idx in iterate_batches(len(y), batch_size, shuffle=False):
-            logits = model(normalize(x_u8[idx.to(x_u8.device)], mean, std)).float()
+            logits = _flip_logits(model, _prepare(x_u8[idx.to(x_u8.device)], mean, std, channels_last), flip)
             yb = y[idx.to(y.device)]
-            total_loss += criterion(logits, yb).item() * len(idx)
-            correct += (logits.argmax(1) == yb).sum().item()
+            total_loss += criterion(logits, yb) * len(idx)
+            correct += (logits.argmax(1) == yb).sum()
     n = max(len(y), 1)
-    return total_loss / n, correct / n
+    return total_loss.item() / n, correct.item() / n
+
+
+class WeightEMA:
+    """Exponential moving average of a model's weights (Polyak averaging) for evaluation.
+
+    After each optimiser step t (counting from 0) the average moves towards the current
+    weights: ema <- ema + (1 - d_t) (w - ema), with d_t = min(decay, (1 + t) / (10 + t)), so
+    early, still-random weights are forgotten quickly. Float buffers (BatchNorm's running
+    statistics) are copied, not averaged: they already are running averages.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        if not 0 < decay < 1:
+            raise ValueError(f"ema={decay} must be a decay in (0, 1), e.g. 0.99, or None (off)")
+        self.decay, self.steps = decay, 0
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.shadow = [p.detach().clone() for p in self.params]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """One averaging step after an optimiser step."""
+        d = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1 - d)
+        self.steps += 1
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        """Exchange the averaged and the raw weights (call twice to undo)."""
+        for p, s in zip(self.params, self.shadow, strict=True):
+            tmp = p.detach().clone()
+            p.copy_(s)
+            s.copy_(tmp)
 
 
 def fit(
@@ -125,21 +166,31 @@ def fit(
     seed: int = 0,
     progress: bool | None = None,
     verbose: bool = True,
+    ema: float | None = None,
+    channels_last: bool | None = None,
+    eval_flip: bool = False,
+    warmup: float = 0.25,
 ) -> History:
     """Train `model` on `data` and return a `History` (per-epoch loss/accuracy/lr/time).
 
-    - optimizer: "adamw" or "sgd" (momentum 0.9, Nesterov); schedule: "onecycle",
-      "cosine" or "constant".
+    - optimizer: "adamw" or "sgd" (momentum 0.9, Nesterov); schedule: "onecycle" (the
+      learning rate rises to `lr` over the first `warmup` fraction of the steps, then
+      anneals to almost 0, both as half-cosines), "cosine" or "constant".
     - augment: random translation by `aug_pad` pixels (and flips if `aug_flip`), batched.
     - Validation: `val_data`'s training split if given, else a stratified `val_fraction`
-      of `data`'s training split (0 turns validation off).
+      of `data`'s training split (0 turns validation off). `eval_flip`: validation logits
+      averaged with those of the mirrored images (test-time flip, see `predict`).
+    - ema=d: keep an exponential moving average of the weights (decay d, e.g. 0.99);
+      validation uses it and the model ends with the averaged weights.
+    - channels_last (default: on for image batches): NHWC memory order, which oneDNN's
+      CPU convolutions run faster; the results do not depend on it beyond rounding.
     - early_stopping=k: stop after k epochs without a better validation loss and restore
       the best weights.
     - Deterministic on CPU for a given `seed` (and the model's own initial weights).
     - Mixed precision (bfloat16 autocast) on CUDA.
     - `data` may also be a `helpers.folder.FolderStream` (a folder too large for memory):
       batches then come from its DataLoader workers; validation only from `val_data`.
-    - progress: a tqdm bar per epoch (default: only in interactive sessions); verbose:
+    - progress: a tqdm bar per epoch (default: `helpers.core.interactive()`); verbose:
       one printed line per epoch.
     """
     if epochs < 1 or batch_size < 1:
@@ -150,6 +201,8 @@ def fit(
         raise ValueError(f"val_fraction={val_fraction} must be in [0, 1) (0 turns validation off)")
     if early_stopping is not None and early_stopping < 0:
         raise ValueError(f"early_stopping={early_stopping} must be None/0 (off) or a patience >= 1 epochs")
+    if not 0 < warmup < 1:
+        raise ValueError(f"warmup={warmup} must be a fraction of the steps in (0, 1)")
     dev = resolve_device(device if device is not None else "auto")
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -171,15 +224,19 @@ def fit(
     xv = valid.x_train.to(dev) if valid is not None else None
     yv = valid.y_train.to(dev) if valid is not None else None
     mean, std = data.mean, data.std
+    nhwc = (len(data.shape) == 3) if channels_last is None else bool(channels_last)
     model.to(dev)
+    if nhwc:
+        model.to(memory_format=torch.channels_last)
 
     steps_per_epoch = len(train_loader) if streaming else math.ceil(n_train / batch_size)
     opt = _make_optimizer(model, optimizer, lr, weight_decay)
-    sched = _make_schedule(opt, schedule, lr, epochs, steps_per_epoch)
+    sched = _make_schedule(opt, schedule, lr, epochs, steps_per_epoch, warmup)
+    averager = WeightEMA(model, ema) if ema is not None else None
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     plain_ce = nn.CrossEntropyLoss()
     amp = dev.type == "cuda"
-    show_bar = _interactive() if progress is None else progress
+    show_bar = interactive() if progress is None else progress
 
     def batches():
         """(uint8 images, labels) on the device: slices of the in-memory tensors, or a DataLoader's."""
@@ -196,7 +253,10 @@ def fit(
     for epoch in range(1, epochs + 1):
         model.train()
         start = time.perf_counter()
-        total_loss, correct, seen = 0.0, 0, 0
+        # running sums stay on the device: no host synchronisation inside the epoch
+        total_loss = torch.zeros((), device=dev)
+        correct = torch.zeros((), dtype=torch.long, device=dev)
+        seen = 0
         epoch_batches = batches()
         if show_bar:
             from tqdm.auto import tqdm
@@ -206,21 +266,24 @@ def fit(
             if augment:
                 xb = augment_batch(xb, pad=aug_pad, flip=aug_flip, generator=gen)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                logits = model(normalize(xb, mean, std))
+                logits = model(_prepare(xb, mean, std, nhwc))
                 loss = criterion(logits.float(), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             if sched is not None:
                 sched.step()
-            total_loss += loss.item() * len(yb)
-            correct += (logits.argmax(1) == yb).sum().item()
+            if averager is not None:
+                averager.update()
+            with torch.no_grad():
+                total_loss += loss.detach() * len(yb)
+                correct += (logits.argmax(1) == yb).sum()
             seen += len(yb)
         seconds = time.perf_counter() - start
         record = {
             "epoch": epoch,
-            "train_loss": total_loss / seen,
-            "train_acc": correct / seen,
+            "train_loss": total_loss.item() / seen,
+            "train_acc": correct.item() / seen,
             "val_loss": math.nan,
             "val_acc": math.nan,
             "lr": opt.param_groups[0]["lr"],
@@ -228,7 +291,12 @@ def fit(
         }
         if xv is not None:
             model.eval()
-            record["val_loss"], record["val_acc"] = _batch_stats(model, xv, yv, mean, std, 512, plain_ce)
+            if averager is not None:
+                averager.swap()  # validate the averaged weights
+            record["val_loss"], record["val_acc"] = _batch_stats(model, xv, yv, mean, std, 512, plain_ce,
+                                                                 nhwc, eval_flip)
+            if averager is not None:
+                averager.swap()
         history.append(**record)
         if verbose:
             val = f" · val loss {record['val_loss']:.4f} acc {record['val_acc']:.4f}" if xv is not None else ""
@@ -239,7 +307,11 @@ def fit(
         if early_stopping and xv is not None:
             if record["val_loss"] < best_loss - 1e-6:
                 best_loss, bad_epochs, history.best_epoch = record["val_loss"], 0, epoch
+                if averager is not None:
+                    averager.swap()
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                if averager is not None:
+                    averager.swap()
             else:
                 bad_epochs += 1
                 if bad_epochs >= early_stopping:
@@ -250,6 +322,8 @@ def fit(
                     break
     if best_state is not None:
         model.load_state_dict(best_state)
+    elif averager is not None:
+        averager.swap()  # the model keeps the averaged weights
     model.eval()
     return history
 
@@ -263,10 +337,10 @@ def _make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float)
     raise ValueError(f"optimizer={name!r} is not supported; valid choices: 'adamw', 'sgd'")
 
 
-def _make_schedule(opt, name: str, lr: float, epochs: int, steps: int):
+def _make_schedule(opt, name: str, lr: float, epochs: int, steps: int, warmup: float = 0.25):
     total = epochs * steps
     if name == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.25)
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=warmup)
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     if name == "constant":
@@ -280,19 +354,27 @@ def predict(
     mean: Sequence[float],
     std: Sequence[float],
     batch_size: int = 512,
+    flip: bool = False,
 ) -> torch.Tensor:
-    """Logits for uint8 images `[N, C, H, W]` (normalised with the training statistics), on CPU."""
+    """Logits for uint8 images `[N, C, H, W]` (normalised with the training statistics), on CPU.
+
+    flip: test-time augmentation, the mean of the logits of each image and of its mirror
+    image (only for classes that a horizontal flip does not change, e.g. clothes, photos;
+    not digits).
+    """
     model.eval()
     dev = next(model.parameters()).device
     out = []
-    with torch.no_grad():
+    with torch.no_grad():  # not inference_mode: callers may use the logits in autograd (distillation)
         for idx in iterate_batches(len(x), batch_size, shuffle=False):
-            out.append(model(normalize(x[idx].to(dev), tuple(mean), tuple(std))).float().cpu())
+            xb = normalize(x[idx].to(dev), tuple(mean), tuple(std))
+            out.append(_flip_logits(model, xb, flip).cpu())
     return torch.cat(out)
 
 
-def evaluate(model: nn.Module, data: ImageData, split: str = "test", batch_size: int = 512) -> dict[str, float]:
-    """Loss and accuracy on the test (or train) split: `{"loss": ..., "acc": ...}`."""
+def evaluate(model: nn.Module, data: ImageData, split: str = "test", batch_size: int = 512,
+             flip: bool = False) -> dict[str, float]:
+    """Loss and accuracy on the test (or train) split: `{"loss": ..., "acc": ...}` (flip: see `predict`)."""
     if split not in ("test", "train"):
         raise ValueError(f"split={split!r}; valid choices: 'test', 'train'")
     if not isinstance(data, ImageData) and hasattr(data, "loader"):  # a FolderStream
@@ -301,13 +383,13 @@ def evaluate(model: nn.Module, data: ImageData, split: str = "test", batch_size:
         total, correct, n = 0.0, 0, 0
         with torch.no_grad():
             for xb, yb in data.loader(split, batch_size, shuffle=False):
-                logits = model(normalize(xb.to(dev), data.mean, data.std)).float().cpu()
+                logits = _flip_logits(model, normalize(xb.to(dev), data.mean, data.std), flip).cpu()
                 total += nn.functional.cross_entropy(logits, yb, reduction="sum").item()
                 correct += (logits.argmax(1) == yb).sum().item()
                 n += len(yb)
         return {"loss": total / max(n, 1), "acc": correct / max(n, 1)}
     x, y = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
-    logits = predict(model, x, data.mean, data.std, batch_size)
+    logits = predict(model, x, data.mean, data.std, batch_size, flip=flip)
     y = y.cpu()
     return {
         "loss": nn.functional.cross_entropy(logits, y).item(),

@@ -144,3 +144,59 @@ def test_checkpoint_with_pickled_objects_is_refused(tmp_path: Path, capsys):
     with pytest.raises(CheckpointError, match="refused.*weights_only=True"):
         helpers.load_checkpoint(evil)
     assert "would run" not in capsys.readouterr().out
+
+
+def test_weight_ema_follows_its_formula():
+    net = torch.nn.Linear(3, 2)
+    start = [p.detach().clone() for p in net.parameters()]
+    ema = helpers.training.WeightEMA(net, decay=0.99)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)  # the "optimiser step": every weight moves by +1
+    ema.update()  # first step: d_0 = min(0.99, 1/10) = 0.1, so the average moves 90 % of the way
+    for s, w0 in zip(ema.shadow, start, strict=True):
+        assert torch.allclose(s, w0 + 0.9, atol=1e-6)
+    ema.swap()
+    assert all(torch.allclose(p, w0 + 0.9, atol=1e-6) for p, w0 in zip(net.parameters(), start, strict=True))
+    ema.swap()  # and back: the raw weights return
+    assert all(torch.allclose(p, w0 + 1.0) for p, w0 in zip(net.parameters(), start, strict=True))
+    with pytest.raises(ValueError, match="ema=1.5"):
+        helpers.training.WeightEMA(net, decay=1.5)
+
+
+def test_fit_with_ema_evaluates_and_keeps_the_averaged_weights(digits):
+    raw, _ = _train(digits, 0, epochs=2, lr=1e-2)
+    averaged, hist = _train(digits, 0, epochs=2, lr=1e-2, ema=0.9)
+    differ = [not torch.equal(a, b) for a, b in zip(raw.parameters(), averaged.parameters(), strict=True)]
+    assert all(differ)  # same seed, same raw trajectory: the averaged weights are different weights
+    # the last validation accuracy was measured with the weights the model ends with
+    _, valid = digits.split_validation(0.1, seed=0)
+    logits = helpers.predict(averaged, valid.x_train, digits.mean, digits.std)
+    assert hist["val_acc"][-1] == pytest.approx((logits.argmax(1) == valid.y_train).float().mean().item())
+    loss = torch.nn.functional.cross_entropy(logits, valid.y_train).item()
+    assert hist["val_loss"][-1] == pytest.approx(loss, rel=1e-4)
+
+
+def test_flip_averaging_is_the_mean_of_two_logits(digits):
+    model, _ = _train(digits, 0, epochs=1)
+    x = digits.x_test[:9]
+    plain = helpers.predict(model, x, digits.mean, digits.std)
+    mirrored = helpers.predict(model, x.flip(-1), digits.mean, digits.std)
+    both = helpers.predict(model, x, digits.mean, digits.std, flip=True)
+    assert torch.allclose(both, (plain + mirrored) / 2, atol=1e-5)
+    assert not torch.allclose(both, plain, atol=1e-3)  # digits are not mirror-symmetric
+    acc = helpers.evaluate(model, digits, flip=True)["acc"]
+    assert acc == pytest.approx((helpers.predict(model, digits.x_test, digits.mean, digits.std, flip=True)
+                                 .argmax(1) == digits.y_test).float().mean().item())
+
+
+def test_channels_last_changes_speed_not_results(digits):
+    fast, a = _train(digits, 1, channels_last=True)
+    slow, b = _train(digits, 1, channels_last=False)
+    assert next(p for p in fast.parameters() if p.dim() == 4).is_contiguous(memory_format=torch.channels_last)
+    assert next(p for p in slow.parameters() if p.dim() == 4).is_contiguous()
+    for ra, rb in zip(a.records, b.records, strict=True):
+        assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=1e-3)
+        assert ra["val_acc"] == pytest.approx(rb["val_acc"], abs=0.01)
+    with pytest.raises(ValueError, match="warmup=0"):
+        _train(digits, 0, warmup=0.0)
