@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import io
+import logging
 import statistics
 import time
 import warnings
@@ -103,8 +104,27 @@ def onnx_quantize_dynamic(src: str | Path, dst: str | Path) -> Path:
     src, dst = Path(src), Path(dst)
     if not src.is_file():
         raise ValueError(f"ONNX model {src.name!r} does not exist; export it first with export_onnx")
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    # The quantiser logs "Please consider to run pre-processing before quantization" on the root
+    # logger for every model; shape inference adds nothing to this small model's int8 weights.
+    root = logging.getLogger()
+    quiet = _DropMessage("consider to run pre-processing")
+    root.addFilter(quiet)
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    finally:
+        root.removeFilter(quiet)
     return dst
+
+
+class _DropMessage(logging.Filter):
+    """A logging filter that drops records containing one message fragment."""
+
+    def __init__(self, fragment: str):
+        super().__init__()
+        self.fragment = fragment
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.fragment not in record.getMessage()
 
 
 class OnnxModel:

@@ -408,3 +408,27 @@ def cosine_lr(step: int, total: int, lr_max: float, lr_min: float = 0.0) -> floa
 
 
 __all__ += ["cosine_lr", "kaiming_std", "xavier_std"]
+
+
+_ACTIVATIONS = {"sigmoid": (sigmoid, sigmoid_grad), "tanh": (tanh, tanh_grad), "relu": (relu, relu_grad),
+                "gelu": (gelu, gelu_grad), "linear": (lambda z: z, np.ones_like)}
+
+
+def mlp_input_jacobians(x: np.ndarray, weights: list[np.ndarray], activation: str) -> list[np.ndarray]:
+    """The Jacobians ∂h_l/∂h_0 of the stack h_l = f(W_l h_{l-1}), h_0 = x, for l = 1..L (one input).
+
+    By the chain rule ∂h_l/∂h_0 = J_l ⋯ J_1 with J_l = diag(f'(z_l)) W_l: the activation's
+    derivative *and* the weights multiply the gradient at every layer.
+    """
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"activation={activation!r}; valid choices: {', '.join(map(repr, _ACTIVATIONS))}")
+    if x.ndim != 1:
+        raise ValueError(f"x must be one input vector [n], got shape {x.shape}")
+    f, df = _ACTIVATIONS[activation]
+    h, jac, out = x, np.eye(len(x)), []
+    for w in weights:
+        z = w @ h
+        jac = (df(z)[:, None] * w) @ jac  # diag(f'(z_l)) W_l  times the product so far
+        h = f(z)
+        out.append(jac)
+    return out

@@ -233,3 +233,25 @@ def test_cosine_lr_matches_scheduler(total, lr_min):
         sched.step()
     with pytest.raises(ValueError, match="step must be"):
         R.cosine_lr(total + 1, total, 0.5)
+
+
+def test_mlp_input_jacobians_match_autograd_and_include_the_weights():
+    rng = np.random.default_rng(0)
+    n = 6
+    weights = [rng.normal(0, 1, (n, n)) for _ in range(3)]
+    x = rng.normal(0, 1, n)
+    jacs = R.mlp_input_jacobians(x, weights, "tanh")
+
+    def stack(h, upto):
+        for w in weights[:upto]:
+            h = torch.tanh(torch.tensor(w) @ h)
+        return h
+
+    for depth, jac in enumerate(jacs, start=1):
+        ref = torch.autograd.functional.jacobian(lambda h, d=depth: stack(h, d), torch.tensor(x)).numpy()
+        assert jac.shape == (n, n) and np.allclose(jac, ref, atol=1e-12)
+    # scaling the weights changes the Jacobian (a sigma'-only product would not see them)
+    linear = R.mlp_input_jacobians(x, [2 * w for w in weights], "linear")[-1]
+    assert np.allclose(linear, 8 * weights[2] @ weights[1] @ weights[0])
+    with pytest.raises(ValueError, match="activation='swish'"):
+        R.mlp_input_jacobians(x, weights, "swish")
