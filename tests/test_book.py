@@ -21,6 +21,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+# builds the whole book / starts a server: part of `make test`, not of the fast suite
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "build_book.py"
 #: The notebooks the book is built from: the committed ones (COURSE_BOOK_SOURCE overrides).

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+# builds the whole book / starts a server: part of `make test`, not of the fast suite
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
