@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo $(CURDIR)) | cksum
 # two pytest workers; a notebook's cells stay together in one worker (--dist loadfile)
 PYTEST_ARGS ?= -n 2 --dist loadfile --durations=15
 
-.PHONY: help venv course test check lint notebooks html pdf bench lab clean
+.PHONY: help venv course test test-fast check lint notebooks html pdf bench lab clean
 
 help:            ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -28,6 +28,9 @@ test: venv       ## the whole test suite: unit tests, nbval over every notebook,
 
 lint: venv       ## ruff over helpers/, tests/, bench/, scripts/ and the notebooks' code cells
 	$(VENV)/bin/ruff check helpers tests bench scripts notebooks
+
+test-fast: venv  ## the fast suite for contributors: unit tests only (no notebooks, no slow tests)
+	$(PY) -m pytest tests -m "not slow" -p no:cacheprovider -n 2 --durations=10
 
 check: lint test ## lint + tests (what a contributor runs before pushing)
 
