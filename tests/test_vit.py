@@ -44,3 +44,25 @@ def test_small_vit_learns_digits_above_chance():
     assert model(torch.zeros(5, *data.shape)).shape == (5, 10)
     helpers.fit(model, data, epochs=8, lr=5e-3, val_fraction=0, verbose=False, progress=False)
     assert helpers.evaluate(model, data)["acc"] > 0.5  # chance is 0.1
+
+
+def test_vit_parameter_count_matches_the_formula():
+    # 28x28 images in 7x7 patches: N = 16 tokens of C*P*P = 49 numbers, width D, MLP width H = 2D
+    c, p, d, depth, k = 1, 7, 48, 2, 10
+    n, h = (28 // p) ** 2, 2 * d
+    block = 2 * 2 * d + (3 * d * d + 3 * d) + (d * d + d) + (d * h + h + h * d + d)  # 2 LN, qkv, proj, MLP
+    expected = (c * p * p * d + d) + d + (n + 1) * d + depth * block + 2 * d + (d * k + k)
+    model = vit.build_vit((c, 28, 28), k, patch=p, dim=d, depth=depth, heads=4)
+    assert helpers.count_parameters(model) == expected
+
+
+def test_without_position_embeddings_the_vit_ignores_patch_order():
+    torch.manual_seed(0)
+    model = vit.build_vit((1, 28, 28), 10, patch=7, dim=16, depth=1, heads=2).eval()
+    x = torch.rand(3, 1, 28, 28)
+    grid = x.reshape(3, 1, 4, 7, 4, 7)                       # [B, C, 4 rows of patches, 7, 4 cols, 7]
+    swapped = grid.flip(2).flip(4).reshape(3, 1, 28, 28)    # the 4x4 patches in reverse order, each intact
+    with torch.no_grad():
+        assert not torch.allclose(model(x), model(swapped), atol=1e-4)   # learned positions see the order
+        model.pos.zero_()
+        assert torch.allclose(model(x), model(swapped), atol=1e-5)       # without them: a set of patches
