@@ -1,5 +1,8 @@
 """The course's models: MLP, LeNet-5, a small VGG-style CNN and a small ResNet.
 
+Also the depthwise-separable convolution block of MobileNet and the cost formulas that go
+with it (`conv_cost`, `separable_cost`), checked against the built modules in the tests.
+
 Every model takes the image shape `(C, H, W)` and the number of classes, so the same
 code works on 8x8 digits, 28x28 MNIST and 32x32 CIFAR-10. `build_model(name, ...)` makes
 one by name (the checkpoint helpers use it to rebuild a saved model).
@@ -15,12 +18,15 @@ from torch import nn
 __all__ = [
     "MODELS",
     "MLP",
+    "DepthwiseSeparable",
     "LeNet5",
     "SmallResNet",
     "SmallVGG",
     "build_model",
+    "conv_cost",
     "count_macs",
     "count_parameters",
+    "separable_cost",
     "summary",
 ]
 
@@ -204,6 +210,49 @@ class SmallResNet(_Described):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.blocks(self.stem(x)))
+
+
+class DepthwiseSeparable(nn.Module):
+    """Depthwise k x k conv (one filter per channel) -> BN -> ReLU -> pointwise 1x1 conv -> BN -> ReLU.
+
+    The building block of MobileNet (Howard et al., 2017): it replaces one k x k convolution
+    over all channels, whose cost is `conv_cost`, by two cheap ones, `separable_cost`.
+    """
+
+    def __init__(self, c_in: int, c_out: int, k: int = 3, stride: int = 1) -> None:
+        super().__init__()
+        if k < 1 or k % 2 == 0:
+            raise ValueError(f"k={k} must be an odd kernel size >= 1 (e.g. 3 or 5)")
+        self.depthwise = nn.Conv2d(c_in, c_in, k, stride=stride, padding=k // 2, groups=c_in, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_in)
+        self.pointwise = nn.Conv2d(c_in, c_out, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn1(self.depthwise(x)))
+        return torch.relu(self.bn2(self.pointwise(x)))
+
+
+def _check_sizes(**sizes: int) -> None:
+    bad = {k: v for k, v in sizes.items() if isinstance(v, bool) or not isinstance(v, int) or v < 1}
+    if bad:
+        raise ValueError(f"sizes must be whole numbers >= 1; got {bad}")
+
+
+def conv_cost(c_in: int, c_out: int, k: int, h_out: int, w_out: int, bias: bool = False) -> dict[str, int]:
+    """Parameters and MACs of a standard k x k convolution: P = C_out(k^2 C_in [+1]), MACs = H W C_out k^2 C_in."""
+    _check_sizes(c_in=c_in, c_out=c_out, k=k, h_out=h_out, w_out=w_out)
+    return {"params": c_out * (k * k * c_in + int(bias)), "macs": h_out * w_out * c_out * k * k * c_in}
+
+
+def separable_cost(c_in: int, c_out: int, k: int, h_out: int, w_out: int) -> dict[str, int]:
+    """Parameters and MACs of a depthwise-separable convolution (no bias, batch norm not counted).
+
+    Depthwise: C_in k^2 weights, H W C_in k^2 MACs; pointwise: C_in C_out weights, H W C_in C_out
+    MACs. Relative to `conv_cost` both shrink by the factor 1/C_out + 1/k^2.
+    """
+    _check_sizes(c_in=c_in, c_out=c_out, k=k, h_out=h_out, w_out=w_out)
+    return {"params": c_in * k * k + c_in * c_out, "macs": h_out * w_out * (c_in * k * k + c_in * c_out)}
 
 
 MODELS: dict[str, type[nn.Module]] = {
