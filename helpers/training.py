@@ -340,6 +340,8 @@ def _make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float)
 def _make_schedule(opt, name: str, lr: float, epochs: int, steps: int, warmup: float = 0.25):
     total = epochs * steps
     if name == "onecycle":
+        if abs(warmup * total - 1) < 1e-9:  # OneCycleLR divides by warmup * total - 1 (e.g. 4 steps at 0.25)
+            warmup += 0.5 / total
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=warmup)
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)

@@ -200,3 +200,11 @@ def test_channels_last_changes_speed_not_results(digits):
         assert ra["val_acc"] == pytest.approx(rb["val_acc"], abs=0.01)
     with pytest.raises(ValueError, match="warmup=0"):
         _train(digits, 0, warmup=0.0)
+
+
+def test_onecycle_survives_a_four_step_run(digits):
+    # 4 steps with a 0.25 warm-up: OneCycleLR alone divides by 0.25 * 4 - 1 = 0
+    model = helpers.build_model("mlp", digits.shape, 10)
+    hist = helpers.fit(model, digits.subset(10), epochs=1, batch_size=32, device="cpu", verbose=False,
+                       progress=False, val_fraction=0)
+    assert len(hist) == 1 and math.isfinite(hist["train_loss"][0])
