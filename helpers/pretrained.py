@@ -26,6 +26,7 @@ __all__ = [
     "PRETRAINED",
     "EfficientNetTail",
     "PretrainedUnavailable",
+    "accuracy",
     "features",
     "imagenet_classes",
     "load_pretrained",
@@ -236,15 +237,22 @@ class EfficientNetTail(nn.Module):
 
     Trainable copy (the source model is not modified). Batch-norm layers keep their
     ImageNet statistics (`freeze_bn`), the usual choice for tiny fine-tuning sets.
+    `with_stem=True` (only with `start=0`) also copies the stem: the module then takes
+    preprocessed images, and training it fine-tunes the whole network.
     """
 
-    def __init__(self, model: nn.Module, start: int, n_classes: int, freeze_bn: bool = True) -> None:
+    def __init__(
+        self, model: nn.Module, start: int, n_classes: int, freeze_bn: bool = True, with_stem: bool = False
+    ) -> None:
         super().__init__()
         import copy
 
         if not 0 <= start <= len(model._blocks):
             raise ValueError(f"start={start} must be in [0, {len(model._blocks)}]")
+        if with_stem and start != 0:
+            raise ValueError(f"with_stem=True needs start=0 (the whole network), got start={start}")
         src = copy.deepcopy(model)
+        self.stem = nn.Sequential(src._conv_stem, src._bn0, src._swish) if with_stem else None
         self.blocks = nn.ModuleList(src._blocks[start:])
         self.conv_head, self.bn, self.act = src._conv_head, src._bn1, src._swish
         self.fc = nn.Linear(src._fc.in_features, n_classes)
@@ -259,6 +267,8 @@ class EfficientNetTail(nn.Module):
         return self
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
+        if self.stem is not None:
+            h = self.stem(h)  # images [B, 3, S, S] -> [B, 32, S/2, S/2]
         for block in self.blocks:
             h = block(h)
         h = self.act(self.bn(self.conv_head(h)))
@@ -301,3 +311,18 @@ def train_on_cached(
             opt.step()
             sched.step()
     return module.eval()
+
+
+def accuracy(module: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
+    """Accuracy of `module` (eval mode, no gradients) on inputs `x` (images or cached activations), in batches."""
+    if len(x) != len(y) or len(y) == 0:
+        raise ValueError(f"x has {len(x)} rows and y has {len(y)} labels: they must match and be non-empty")
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be >= 1")
+    module.eval()
+    dev = next(module.parameters()).device
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            correct += int((module(x[i:i + batch_size].to(dev)).argmax(1).cpu() == y[i:i + batch_size].cpu()).sum())
+    return correct / len(y)

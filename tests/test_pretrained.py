@@ -81,3 +81,29 @@ def test_training_a_linear_head_on_cached_features_fits_them():
     assert (head(x).argmax(1) == y).float().mean() > 0.9
     with pytest.raises(ValueError, match="labels"):
         pretrained.train_on_cached(torch.nn.Linear(5, 2), x, y[:10])
+
+
+def test_whole_network_tail_reproduces_the_model_and_trains_every_weight(lite0):
+    x = pretrained.preprocess(helpers.load_photo("coffee"), size=64)
+    whole = pretrained.EfficientNetTail(lite0, 0, n_classes=1000, with_stem=True).eval()
+    whole.fc.load_state_dict(lite0._fc.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(whole(x), lite0(x), atol=1e-4)
+    trainable = sum(p.numel() for p in whole.parameters() if p.requires_grad)
+    assert trainable == helpers.count_parameters(lite0), "the whole network (stem included) must be trainable"
+    whole.train()
+    assert not any(m.training for m in whole.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert lite0._conv_stem.weight.data_ptr() != whole.stem[0].weight.data_ptr(), "a copy, not the source"
+    with pytest.raises(ValueError, match="start=0"):
+        pretrained.EfficientNetTail(lite0, 3, n_classes=10, with_stem=True)
+
+
+def test_accuracy_counts_right_answers_in_batches():
+    head = torch.nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        head.weight.copy_(torch.eye(2))  # predicts the larger coordinate
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [0.0, 3.0], [5.0, 0.0]])
+    y = torch.tensor([0, 1, 1, 1, 0])  # the third is wrong: 4 of 5 right
+    assert pretrained.accuracy(head, x, y, batch_size=2) == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="must match"):
+        pretrained.accuracy(head, x, y[:3])
