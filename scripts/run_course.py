@@ -79,12 +79,7 @@ def describe_failure(path: Path, exc: BaseException) -> Failure:
     evalue = getattr(exc, "evalue", str(exc)).strip().splitlines()
     message = f"{ename}: {evalue[-1] if evalue else ''}"
     count = getattr(exc, "exec_count", None)
-    cell = f"cell [{count}]" if count is not None else "cell ?"
-    if count is None:  # nbclient's CellExecutionError carries the source in its message
-        for line in str(exc).splitlines():
-            if line.startswith("Cell In["):
-                cell = line.split(",")[0].replace("Cell In", "cell ")
-                break
+    cell = f"cell [{count}]" if count is not None else "before the first cell (kernel start)"
     return Failure(path.name, cell, message[:300])
 
 
@@ -104,10 +99,20 @@ def execute_in_place(path: Path, timeout: int = 900) -> float:
 
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(
+    client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}},
         kernel_manager_class=QuietKernelManager, extra_arguments=KERNEL_ARGUMENTS,
-    ).execute()
+    )
+    try:
+        client.execute()
+    except Exception as exc:  # name the failing cell the way papermill's error does
+        for cell in nb.cells:
+            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            if errors:
+                exc.exec_count = cell.get("execution_count")
+                exc.ename, exc.evalue = errors[0].get("ename", ""), errors[0].get("evalue", "")
+                break
+        raise
     seconds = time.perf_counter() - start
     clean_metadata(nb)
     nbformat.write(nb, path)
