@@ -155,7 +155,8 @@ def main() -> None:
                 seconds = execute_in_place(path) if args.in_place else execute_to_build(path, executed)
             except Exception as exc:  # one failed notebook must not stop the others
                 failures.append(describe_failure(path, exc))
-                print(f"{time.perf_counter() - start:7.1f} s  {path.name}  FAILED", flush=True)
+                print(f"{time.perf_counter() - start:7.1f} s  {path.name}  FAILED: {failures[-1].cell}: "
+                      f"{failures[-1].error}", flush=True)
                 continue
             times[path.name] = round(seconds, 1)
             print(f"{seconds:7.1f} s  {path.name}", flush=True)

@@ -46,7 +46,7 @@ def test_a_failing_notebook_does_not_stop_the_others(tmp_path: Path):
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "00_broken.ipynb  FAILED" in result.stdout
+    assert "00_broken.ipynb  FAILED: cell [2]: ValueError" in result.stdout
     assert (build / "executed" / "06z_glossary.ipynb").is_file(), "the notebook after the failure must run"
     assert "1 notebook(s) failed" in result.stderr
     assert "00_broken.ipynb: cell [2]: ValueError: the dataset is missing: copy it to data/" in result.stderr
