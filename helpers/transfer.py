@@ -83,6 +83,20 @@ class FolderReport:
         """A file's path relative to the folder (what the notebook prints: no absolute paths)."""
         return path.relative_to(self.root).as_posix()
 
+    def table(self):
+        """One row per class: usable images, colour modes, file formats, range of the shorter side."""
+        import pandas as pd
+
+        rows = []
+        for i, (name, n) in enumerate(self.counts().items()):
+            mine = [k for k, label in enumerate(self.labels) if label == i]
+            sides = [min(self.sizes[k]) for k in mine]
+            rows.append({"class": name, "images": n,
+                         "modes": ", ".join(f"{m} {c}" for m, c in Counter(self.modes[k] for k in mine).items()),
+                         "formats": ", ".join(sorted({self.formats[k] for k in mine})),
+                         "shorter side (px)": f"{min(sides)}–{max(sides)}"})
+        return pd.DataFrame(rows)
+
     def problems(self, few: int = 10, imbalance: float = 3.0) -> list[str]:
         """One line per thing a user should look at (skipped files, tiny classes, mixed inputs)."""
         out = []

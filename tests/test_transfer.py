@@ -114,6 +114,9 @@ def test_problems_are_listed_and_skipped(tmp_path: Path):
     text = "\n".join(report.problems())
     for expected in ("broken.jpg", "exact copy", "too small", "only 4 images", "mixed colour modes", "mixed sizes"):
         assert expected in text, expected
+    table = report.table()
+    assert table["images"].tolist() == [4, 5] and table.loc[1, "modes"] == "L 4, RGB 1"
+    assert table.loc[1, "formats"] == "JPEG, PNG" and table.loc[1, "shorter side (px)"] == "40–50"
     assert snapshot(tmp_path) == before  # read only
 
 
