@@ -14,6 +14,7 @@ import torch
 
 __all__ = [
     "DatasetError",
+    "class_balanced_indices",
     "ImageData",
     "augment_batch",
     "channel_stats",
@@ -75,7 +76,7 @@ class ImageData:
 
     def subset(self, n_per_class: int, seed: int = 0, recompute_stats: bool = True) -> ImageData:
         """A class-balanced subset of the training split (test split unchanged)."""
-        idx = _per_class_indices(self.y_train, n_per_class, seed)
+        idx = class_balanced_indices(self.y_train, n_per_class, seed)
         x = self.x_train[idx]
         stats = channel_stats(x) if recompute_stats else (self.mean, self.std)
         return replace(self, x_train=x, y_train=self.y_train[idx], mean=stats[0], std=stats[1])
@@ -122,7 +123,8 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
     return tuple(round(float(m), 6) for m in mean), tuple(round(float(s), 6) for s in std)
 
 
-def _per_class_indices(y: torch.Tensor, n_per_class: int, seed: int) -> torch.Tensor:
+def class_balanced_indices(y: torch.Tensor, n_per_class: int, seed: int) -> torch.Tensor:
+    """Sorted indices of `n_per_class` random items of every class of `y` (what `ImageData.subset` keeps)."""
     gen = torch.Generator().manual_seed(seed)
     y = y.cpu()
     chosen = []

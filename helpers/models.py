@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .fastnet import FastNet
+
 __all__ = [
     "MODELS",
     "MLP",
@@ -260,11 +262,12 @@ MODELS: dict[str, type[nn.Module]] = {
     "lenet5": LeNet5,
     "vgg": SmallVGG,
     "resnet": SmallResNet,
+    "fastnet": FastNet,  # the fast CPU recipe's network (helpers.fastnet, chapter 6.3)
 }
 
 
 def build_model(name: str, in_shape: Sequence[int], n_classes: int, **kwargs) -> nn.Module:
-    """Build a course model by name (`mlp`, `lenet5`, `vgg`, `resnet`).
+    """Build a course model by name (`mlp`, `lenet5`, `vgg`, `resnet`, `fastnet`).
 
     The build arguments are stored on the model (`model.build_args`) so a checkpoint can
     rebuild it.
