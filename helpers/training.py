@@ -324,6 +324,8 @@ def fit(
         model.load_state_dict(best_state)
     elif averager is not None:
         averager.swap()  # the model keeps the averaged weights
+    if nhwc:  # hand the model back in the default layout: code that views its weights (pruning,
+        model.to(memory_format=torch.contiguous_format)  # export, parameters_to_vector) expects it
     model.eval()
     return history
 

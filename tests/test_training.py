@@ -208,3 +208,12 @@ def test_onecycle_survives_a_four_step_run(digits):
     hist = helpers.fit(model, digits.subset(10), epochs=1, batch_size=32, device="cpu", verbose=False,
                        progress=False, val_fraction=0)
     assert len(hist) == 1 and math.isfinite(hist["train_loss"][0])
+
+
+def test_fit_hands_the_model_back_in_the_default_memory_layout():
+    """channels-last is a training-speed detail: afterwards every weight is contiguous again."""
+    data = helpers.load_digits()
+    model = helpers.build_model("lenet5", data.shape, 10)
+    helpers.fit(model, data, epochs=1, val_fraction=0, verbose=False, progress=False)
+    assert all(p.is_contiguous() for p in model.parameters())
+    torch.nn.utils.parameters_to_vector(model.parameters())  # what pruning does; fails on channels-last
