@@ -6,7 +6,6 @@ assert on that file, on the user's folder being left byte-for-byte unchanged, an
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -31,18 +30,16 @@ def execute(tmp_path: Path, **parameters) -> float:
 
 
 @pytest.mark.slow
-def test_default_demo_folder_reaches_high_accuracy_fast(tmp_path: Path):
+def test_default_demo_folder_reaches_high_accuracy(tmp_path: Path):
     out = tmp_path / "out"
-    seconds = execute(tmp_path, output_dir=str(out))  # folder=None: the demo (300 images, 4 classes)
+    execute(tmp_path, output_dir=str(out))  # folder=None: the demo (300 images, 4 classes)
     saved = torch.load(out / "classifier.pt", weights_only=True)
     assert saved["classes"] == ["face", "not_face", "photo", "texture"]
     assert saved["meta"]["test_acc"] >= 0.85, saved["meta"]  # chance is 0.25; measured 0.9+ (see the notebook)
     assert len(list((out / "cache").glob("features-*.pt"))) == 1
     executed = (tmp_path / "executed.ipynb").read_text()
     assert "second call: cache hit" in executed and "built a demo folder" in executed
-    busy = os.getloadavg()[0] > (os.cpu_count() or 1)  # other jobs on the machine inflate wall time
-    if not busy:
-        assert seconds <= 60, f"notebook took {seconds:.0f} s on an idle machine (budget 60 s)"
+    # its time is measured by bench/course_time.py, not asserted here (a unit test is no benchmark)
 
 
 @pytest.mark.slow
