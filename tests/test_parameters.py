@@ -105,3 +105,34 @@ def test_a_wrong_typed_value_fails_naming_the_parameter(path: Path, name: str):
 
 def test_every_notebook_has_parameters():
     assert NOTEBOOKS and all(notebook_parameters(p) for p in NOTEBOOKS)
+
+
+def readme_reruns() -> list[tuple[str, dict[str, Any]]]:
+    """The papermill commands in README.md: (notebook name, {parameter: value})."""
+    import shlex
+
+    import yaml
+
+    runs = []
+    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+        if not line.startswith(("$PM ", ".venv/bin/papermill ")):
+            continue
+        words = shlex.split(line)
+        notebook = next(w for w in words if w.endswith(".ipynb"))
+        values = {words[i + 1]: yaml.safe_load(words[i + 2]) for i, w in enumerate(words) if w == "-p"}
+        runs.append((Path(notebook).name, values))
+    return runs
+
+
+@pytest.mark.parametrize(("name", "values"), readme_reruns(), ids=[n for n, _ in readme_reruns()])
+def test_the_readmes_papermill_commands_pass_the_parameter_check(name: str, values: dict[str, Any], tmp_path: Path):
+    path = ROOT / "notebooks" / name
+    assert path.is_file(), f"README names a notebook that does not exist: {name}"
+    params = notebook_parameters(path)
+    unknown = set(values) - set(params)
+    assert not unknown, f"README passes parameters {unknown} that {name} does not have"
+    for key, value in values.items():  # paths in the examples need not exist on this machine
+        if isinstance(value, str) and ("/" in value or value.startswith("~")):
+            values[key] = str(tmp_path) if key != "checkpoint" else None
+    params.update(values)
+    parameter_check(path)(**params)
