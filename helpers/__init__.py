@@ -3,15 +3,18 @@
 One module per concern, in layers: a module imports only from layers below it, so the
 package reads bottom-up (`tests/test_structure.py` fails on any import cycle).
 
-1. `style` (the plot style, CJK font) · `metrics` · `reference` (NumPy formulas)
+1. `style` (the plot style, CJK font) · `metrics` · `reference` (NumPy formulas) · `fastnet`
+   · `canvases` (detection/segmentation scenes) · `vit` · `pretrained` · `features` · `selfsup`
+   · `robustness` · `efficiency` · `export`
 2. `core`: `setup`, `check_params` and its rules, `check`, device and seeding, run report
 3. `imagedata`: `ImageData` in memory, normalise/augment/batch
 4. `folder`: your own images (one sub-folder per class) · `data`: `load_dataset`, digits,
-   MNIST, Fashion-MNIST, CIFAR-10, scikit-image photos
-5. `models`: MLP, LeNet-5, small VGG, small ResNet (plus `vit`, `pretrained`, `features`)
-6. `training`: `fit`, `evaluate`, `predict`, checkpoints
-7. `plots`, `evaluation`, `experiments` and the topic modules (`interpret`, `faces`,
-   `robustness`, `efficiency`, `selfsup`, `debugging`, `export`, `glossary`, ...)
+   MNIST, Fashion-MNIST, CIFAR-10, scikit-image photos · `experiments` (seeds, CIs)
+5. `models`: MLP, LeNet-5, small VGG, small ResNet, FastNet · `segmentation` · `detection` ·
+   `transfer` (your own folder by transfer learning) · `glossary`
+6. `training`: `fit`, `evaluate`, `predict`, checkpoints · `arch_tour`
+7. `plots`, `evaluation` and the topic modules built on training (`interpret`, `faces`,
+   `debugging`)
 """
 
 from .core import (
