@@ -28,6 +28,10 @@ class _BatchNorm(nn.BatchNorm2d):
         self.weight.requires_grad = train_weight
 
 
+#: The activations FastNet offers: GELU (airbench's) or ReLU (cheaper on a CPU: no erf).
+_ACTIVATIONS = {"gelu": nn.GELU, "relu": lambda: nn.ReLU(inplace=True)}
+
+
 class FastNet(nn.Module):
     """Stem conv, `len(widths)` blocks (conv-pool-BN-GELU, x `depth` convs), global max pool, linear."""
 
@@ -43,30 +47,35 @@ class FastNet(nn.Module):
         bn_momentum: float = 0.4,
         bn_train_weight: bool = False,
         temperature: float = 8.0,
+        activation: str = "gelu",
     ) -> None:
         super().__init__()
         if depth not in (1, 2):
             raise ValueError(f"depth={depth}; valid choices: 1 or 2 convolutions per block")
         if not widths or min(widths) < 1 or stem < 1:
             raise ValueError(f"widths={tuple(widths)} and stem={stem} must be positive channel counts")
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation={activation!r}; valid choices: {', '.join(_ACTIVATIONS)}")
         if temperature <= 0:
             raise ValueError(f"temperature={temperature} must be > 0")
         c, h, _ = in_shape
         self.temperature = float(temperature)
 
+        act = _ACTIVATIONS[activation]
+
         def bn(w: int) -> nn.Module:
             return _BatchNorm(w, momentum=bn_momentum, train_weight=bn_train_weight)
 
-        layers: list[nn.Module] = [nn.Conv2d(c, stem, 3, padding=1, bias=False), bn(stem), nn.GELU()]
+        layers: list[nn.Module] = [nn.Conv2d(c, stem, 3, padding=1, bias=False), bn(stem), act()]
         c_in, size = stem, h
         for w in widths:
             layers.append(nn.Conv2d(c_in, w, 3, padding=1, bias=False))
             if size >= 4:  # the 8x8 digits are never pooled below 2x2
                 layers.append(nn.MaxPool2d(2))
                 size //= 2
-            layers += [bn(w), nn.GELU()]
+            layers += [bn(w), act()]
             if depth == 2:
-                layers += [nn.Conv2d(w, w, 3, padding=1, bias=False), bn(w), nn.GELU()]
+                layers += [nn.Conv2d(w, w, 3, padding=1, bias=False), bn(w), act()]
             c_in = w
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(c_in, n_classes, bias=False)

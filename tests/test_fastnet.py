@@ -58,3 +58,17 @@ def test_depth_and_temperature():
 def test_bad_arguments_name_the_value(kwargs, match):
     with pytest.raises(ValueError, match=match.replace("(", r"\(").replace(")", r"\)")):
         FastNet((1, 28, 28), 10, **kwargs)
+
+
+def test_relu_activation_option_and_a_clear_error_for_others():
+    """`activation="relu"` swaps every GELU (the ablation's cheaper variant); others are refused."""
+    from torch import nn
+
+    from helpers.fastnet import FastNet
+
+    gelu, relu = FastNet((1, 28, 28), 10), FastNet((1, 28, 28), 10, activation="relu")
+    assert sum(isinstance(m, nn.GELU) for m in gelu.modules()) == 7
+    assert sum(isinstance(m, nn.ReLU) for m in relu.modules()) == 7
+    assert not any(isinstance(m, nn.GELU) for m in relu.modules())
+    with pytest.raises(ValueError, match="activation='tanh'.*gelu, relu"):
+        FastNet((1, 28, 28), 10, activation="tanh")
