@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo $(CURDIR)) | cksum
 # two pytest workers; a notebook's cells stay together in one worker (--dist loadfile)
 PYTEST_ARGS ?= -n 2 --dist loadfile --durations=15
 
-.PHONY: help venv course test test-fast check lint notebooks html pdf bench lab clean
+.PHONY: help venv course test test-fast check lint i18n notebooks html pdf bench lab clean
 
 help:            ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -19,12 +19,15 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)   ## create or reuse the virtual environment (.venv) with everything installed
 
-course: venv     ## run every notebook (papermill -> build/executed/) and render HTML (build/html/)
+course: venv     ## run every notebook (-> build/executed/), the Chinese notebooks (build/zh/), HTML (build/html/)
 	$(PY) scripts/run_course.py
 
 test: venv       ## the whole test suite: unit tests, nbval over every notebook, papermill, rendering
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider $(PYTEST_ARGS)
+
+i18n: venv       ## sync the translations (i18n/zh/*.po) with the notebooks and list what needs translating
+	$(PY) scripts/i18n.py update
 
 lint: venv       ## ruff over helpers/, tests/, bench/, scripts/ and the notebooks' code cells
 	$(VENV)/bin/ruff check helpers tests bench scripts notebooks
@@ -40,7 +43,7 @@ notebooks: venv  ## re-execute notebooks in place (restart + run all) so committ
 html: venv       ## the HTML book in build/html/ from the executed notebooks
 	$(PY) scripts/run_course.py --html-only
 
-pdf: venv        ## the whole course as one PDF in build/course.pdf
+pdf: venv        ## the whole course as PDFs: build/course.pdf and the Chinese build/course.zh.pdf
 	$(PY) scripts/build_book.py --pdf
 
 bench: venv      ## the training-pipeline benchmark (writes bench/results/)

@@ -1,8 +1,13 @@
-"""Build the course book: an offline HTML site (build/html/) and one A4 PDF (build/course.pdf).
+"""Build the course book: an offline HTML site (build/html/, Chinese in build/html/zh/) and
+A4 PDFs (build/course.pdf, build/course.zh.pdf).
 
-    python scripts/build_book.py --html                     # build/executed/ -> build/html/
+    python scripts/build_book.py --html                     # build/executed/ -> build/html/ (+ zh/)
     python scripts/build_book.py --html --source notebooks  # from the committed notebooks
-    python scripts/build_book.py --pdf                      # HTML, then build/course.pdf
+    python scripts/build_book.py --pdf                      # HTML, then build/course.pdf and course.zh.pdf
+
+The Chinese edition is the same notebooks (same executed outputs) with each markdown cell's
+translation from i18n/zh/<notebook>.po swapped in (scripts/i18n.py); its pages keep the
+English pages' heading ids, and every page links to the same page in the other language.
 
 The site: `index.html` (chapters in English and Chinese from `helpers.CHAPTERS`, each
 notebook with a short description and the run time from `times.json`), one page per notebook
@@ -12,14 +17,14 @@ on one page, which is what the PDF prints. It works offline from `file://`: nbco
 only the cells (book/templates/book drops its <head>, which loads require.js, MathJax and
 mermaid from CDNs); MathJax 2 comes from the installed `jupyter-server-mathjax` package and is
 copied to `_static/mathjax/`; images are embedded by nbconvert; fonts are local (Chinese in
-Noto Sans CJK SC, Debian's `fonts-noto-cjk`).
+Noto Sans CJK SC from the `mplfonts` wheel, copied to `_static/fonts/` and loaded by @font-face).
 
 Why the PDF is printed by headless Chromium (driven by Playwright) rather than LaTeX:
 nbconvert's LaTeX route needs a TeX installation (texlive with xelatex and xeCJK, hundreds of
 MB) and silently drops the Chinese glyphs when the CJK packages are missing; it also renders
 outputs differently from the book. Printing the HTML book gives the PDF exactly what the
 reader sees on screen: the same MathJax typesetting, embedded figures and CJK fonts, with only
-`chromium` + `fonts-noto-cjk` as system packages. Playwright (not `chromium --print-to-pdf`)
+`chromium` as a system package. Playwright (not `chromium --print-to-pdf`)
 because the CLI prints on the load event, before MathJax has finished typesetting; with
 Playwright we wait until MathJax's queue is done and every image is decoded, block every
 non-`file://` request, and ask Chromium for A4, page numbers and PDF bookmarks (`outline`)
@@ -34,11 +39,11 @@ import ast
 import csv
 import datetime as dt
 import html
+import importlib.util
 import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -106,7 +111,8 @@ def _strip_markdown(text: str) -> str:
 def _shorten(text: str, limit: int = 220) -> str:
     if len(text) <= limit:
         return text
-    cut = text[: text.rfind(" ", 0, limit)]
+    space = text.rfind(" ", 0, limit)
+    cut = text[: space if space > limit // 2 else limit]  # Chinese has no spaces to cut at
     if cut.count("$") % 2:  # never cut a $formula$ in half
         cut = cut[: cut.rfind("$")]
     return cut.rstrip(" ,;:(") + " …"
@@ -118,11 +124,13 @@ def describe(first_markdown: str) -> str:
     paragraphs = re.split(r"\n\s*\n", "\n".join(lines).strip())
     for para in paragraphs:
         plain = _strip_markdown(para)
-        if not plain or plain.lower().startswith("prerequisite"):
+        if not plain or plain.lower().startswith(("prerequisite", "预备知识")):
             continue
         bullets = [_strip_markdown(b) for b in re.findall(r"^\s*[-*]\s+(.*)$", para, re.M)]
-        if bullets:  # "**Learning goals** - a; - b" -> "a; b."
-            return _shorten("; ".join(b.rstrip(";., ") for b in bullets) + ".")
+        if bullets:  # "**Learning goals** - a; - b" -> "a; b." (Chinese: "a；b。")
+            chinese = bool(re.search(r"[\u4e00-\u9fff]", "".join(bullets)))
+            sep, end = ("；", "。") if chinese else ("; ", ".")
+            return _shorten(sep.join(b.rstrip(";.,；。，、 ") for b in bullets) + end)
         return _shorten(plain)
     return ""
 
@@ -216,6 +224,12 @@ def copy_static(out: Path, exporter, highlight_css: str) -> None:
     (static / "jupyterlab.css").write_text(lab_css, encoding="utf-8")
     (static / "pygments.css").write_text(highlight_css, encoding="utf-8")
     shutil.copy2(BOOK / "book.css", static / "book.css")
+    font = cjk_font_path()
+    if font is None:
+        raise SystemExit("the CJK font of the book is missing: pip install mplfonts (declared by the course)")
+    (static / "fonts").mkdir(exist_ok=True)
+    if not (static / "fonts" / font.name).exists():
+        shutil.copy2(font, static / "fonts" / font.name)
     mathjax = Path(jupyter_server_mathjax.__file__).parent / "static"
     if not (static / "mathjax" / "MathJax.js").exists():
         shutil.copytree(mathjax, static / "mathjax", dirs_exist_ok=True)
@@ -229,69 +243,123 @@ def default_source() -> Path:
     return NOTEBOOKS
 
 
-def build_html(source: Path | None = None, out: Path = HTML_DIR) -> Path:
-    """Render every notebook in `source` to the book in `out`; returns index.html."""
-    start = time.perf_counter()
-    if "jsonschema" not in sys.modules:
-        # nbformat imports jsonschema, which builds ~40 lark parsers at import when the optional
-        # rfc3987_syntax package is installed (~3 s of CPU, for an IRI format that notebooks never
-        # use); without it jsonschema simply skips that format check.
-        sys.modules.setdefault("rfc3987_syntax", None)
-    import jinja2
+#: The book's languages: English is the source; each other one is built from i18n/<lang>/*.po
+#: into out/<lang>/ (see scripts/i18n.py). The words of the page layout in each language.
+UI = {
+    "en": {"html_lang": "en", "contents": "Contents", "glossary": "Glossary", "terms": "terms",
+           "switch": "中文", "switch_title": "这一页的中文版", "pager": "Previous and next",
+           "built": "built", "subtitle": "A runnable course in Jupyter notebooks",
+           "not_timed": "not timed", "time_title": "wall time of the last run",
+           "intro": "A runnable course: every page below is a Jupyter notebook, shown with the outputs it "
+                    "printed when it last ran from top to bottom. Run time is the wall time of that run",
+           "th": ["English", "中文", "Definition", "Explained in"]},
+    "zh": {"html_lang": "zh-Hans", "contents": "目录", "glossary": "术语表", "terms": "个术语",
+           "switch": "English", "switch_title": "This page in English", "pager": "上一节与下一节",
+           "built": "构建于", "subtitle": "一门可以运行的 Jupyter 笔记本课程",
+           "not_timed": "未计时", "time_title": "上次运行的墙钟时间",
+           "intro": "一门可以运行的课程：下面每一页都是一个 Jupyter 笔记本，连同它上次从头到尾运行时打印的输出一起展示。"
+                    "运行时间是那次运行的墙钟时间",
+           "th": ["English", "中文", "Definition（英文）", "讲解位置"]},
+}
+TIMES_NOTE_ZH = {"times from the last course run": "时间取自上次完整运行课程",
+                 "not timed yet: run `make course`": "尚未计时：请运行 `make course`"}
+BOOK_TITLE = {"en": "Deep learning for image recognition · 深度学习在图像识别中的应用",
+              "zh": "深度学习在图像识别中的应用 · Deep learning for image recognition"}
+
+
+def _i18n():
+    """scripts/i18n.py as a module (scripts/ is not a package)."""
+    if "course_i18n" in sys.modules:
+        return sys.modules["course_i18n"]
+    spec = importlib.util.spec_from_file_location("course_i18n", ROOT / "scripts" / "i18n.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["course_i18n"] = module  # dataclasses look their module up while it is executed
+    spec.loader.exec_module(module)
+    return module
+
+
+_ANY_HEADING = re.compile(r'<h([1-6]) id="([^"]+)"')
+
+
+def align_ids(body: str, english_body: str) -> str:
+    """Give a translated page the English page's heading ids (matched by position), so links
+    to `notebook.ipynb#english-heading` work in every language; unchanged if the headings differ."""
+    ours, theirs = _ANY_HEADING.findall(body), _ANY_HEADING.findall(english_body)
+    if [lvl for lvl, _ in ours] != [lvl for lvl, _ in theirs]:
+        return body
+    mapping = {a: b for (_, a), (_, b) in zip(ours, theirs) if a != b}
+    if not mapping:
+        return body
+    pattern = re.compile(r'(\sid="|href="#)(' + "|".join(re.escape(k) for k in sorted(mapping, key=len, reverse=True))
+                         + r')"')
+    return pattern.sub(lambda m: f'{m.group(1)}{mapping[m.group(2)]}"', body)
+
+
+def render(paths: list[Path], exporter, times: dict, lang: str = "en", english: list[Notebook] | None = None,
+           ) -> tuple[list[Notebook], str]:
+    """Each notebook rendered to HTML (translated first when `lang` is not English)."""
     import nbformat
 
-    source = Path(source) if source else default_source()
-    paths = sorted(source.glob("[0-9]*.ipynb"))
-    if not paths:
-        raise SystemExit(f"no notebooks (NN_name.ipynb) in {source}")
-    chapters_def = read_chapters()
-    times, times_note = read_times(source)
-    exporter = _exporter()
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("[0-9]*.html"):  # pages of notebooks that are gone
-        old.unlink()
-
+    i18n = _i18n() if lang != "en" else None
     notebooks: list[Notebook] = []
     highlight_css = ""
-    for path in paths:
+    for n, path in enumerate(paths):
         nb = nbformat.read(path, as_version=4)
+        if i18n is not None:
+            nb, _ = i18n.translate(nb, path.stem, lang)
         body, resources = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
+        if english is not None:
+            body = align_ids(body, english[n].body)
         highlight_css = highlight_css or "\n".join(resources.get("inlining", {}).get("css", []))
         first_md = next((c.source for c in nb.cells if c.cell_type == "markdown"), path.stem)
         title = first_md.splitlines()[0].lstrip("# ").strip() if first_md.strip() else path.stem
         seconds = times.get(path.name)
         notebooks.append(Notebook(
             path=path, stem=path.stem, chapter=path.stem[:2], title=title,
-            short_title=title.split(" · ")[0], description=describe(first_md), body=body,
+            short_title=re.split(r"\s*·\s*", title)[0], description=describe(first_md), body=body,
             sections=sections(body),
-            time_text=f"{seconds:.1f} s" if isinstance(seconds, (int, float)) else "not timed",
+            time_text=f"{seconds:.1f} s" if isinstance(seconds, (int, float)) else UI[lang]["not_timed"],
         ))
-        local_images(body, source, out)
     for a, b in zip(notebooks, notebooks[1:]):
         a.next, b.prev = b, a
-    stems = {nb.stem for nb in notebooks}
+    return notebooks, highlight_css
 
+
+def write_site(notebooks: list[Notebook], out: Path, lang: str, times_note: str) -> None:
+    """index, glossary, one page per notebook and the print page (course.html) into `out`."""
+    import jinja2
+
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("[0-9]*.html"):  # pages of notebooks that are gone
+        old.unlink()
+    chapters_def = read_chapters()
+    stems = {nb.stem for nb in notebooks}
     chapters = []
     for key in sorted({nb.chapter for nb in notebooks}):
         english, chinese = chapters_def.get(key, (f"Chapter {key}", ""))
         number = str(int(key)) if key.isdigit() else key
         chapters.append({"key": key, "number": number, "english": english, "chinese": chinese,
                          "notebooks": [nb for nb in notebooks if nb.chapter == key]})
-
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(BOOK)), autoescape=jinja2.select_autoescape(["html", "j2"]),
         trim_blocks=False, lstrip_blocks=False,
     )
     page = env.get_template("page.html.j2")
     glossary = read_glossary()
+    other = "zh" if lang == "en" else "en"
+    if lang == "zh":
+        times_note = TIMES_NOTE_ZH.get(times_note, times_note)
     common = {"chapters": chapters, "glossary": glossary, "stems": stems, "times_note": times_note,
-              "titles": {nb.stem: nb.short_title for nb in notebooks}}
+              "titles": {nb.stem: nb.short_title for nb in notebooks}, "lang": lang, "T": UI[lang],
+              "static": "_static" if lang == "en" else "../_static",
+              # the same page in the other language: zh/ sits inside the English folder
+              "switch_to": "zh/" if other == "zh" else "../"}
 
     def write(name: str, **context) -> None:
-        text = page.render(**common, **context).lstrip()
+        text = page.render(**common, page_name=name, **context).lstrip()
         (out / name).write_text(text, encoding="utf-8")
 
-    book_title = "Deep learning for image recognition · 深度学习在图像识别中的应用"
+    book_title = BOOK_TITLE[lang]
     for nb in notebooks:
         body = nb.body
         nb.body = _markup(link_notebooks(body, stems, in_print=False))
@@ -300,15 +368,45 @@ def build_html(source: Path | None = None, out: Path = HTML_DIR) -> Path:
         nb.body = body
     write("index.html", kind="index", current=None, math=True, page_title=book_title)
     write("glossary.html", kind="glossary", current=None, math=False,
-          page_title=f"Glossary · 术语表 · {book_title}")
+          page_title=f"{UI[lang]['glossary']} · {book_title}")
+    bodies = [nb.body for nb in notebooks]
     for nb in notebooks:
         nb.body = _markup(link_notebooks(nb.body, stems, in_print=True, stem=nb.stem))
     write("course.html", kind="course", current=None, math=True, page_title=book_title,
           build_date=dt.date.today().isoformat())
+    for nb, body in zip(notebooks, bodies):  # the page bodies again (the other language aligns to them)
+        nb.body = body
+
+
+def build_html(source: Path | None = None, out: Path = HTML_DIR, languages: tuple[str, ...] = ("en", "zh")) -> Path:
+    """Render every notebook in `source` to the book in `out` (English) and `out/zh/` (Chinese,
+    the same notebooks with the translations of i18n/zh/ swapped in); returns index.html."""
+    start = time.perf_counter()
+    if "jsonschema" not in sys.modules:
+        # nbformat imports jsonschema, which builds ~40 lark parsers at import when the optional
+        # rfc3987_syntax package is installed (~3 s of CPU, for an IRI format that notebooks never
+        # use); without it jsonschema simply skips that format check.
+        sys.modules.setdefault("rfc3987_syntax", None)
+
+    source = Path(source) if source else default_source()
+    paths = sorted(source.glob("[0-9]*.ipynb"))
+    if not paths:
+        raise SystemExit(f"no notebooks (NN_name.ipynb) in {source}")
+    times, times_note = read_times(source)
+    exporter = _exporter()
+    english, highlight_css = render(paths, exporter, times, "en")
+    write_site(english, out, "en", times_note)
+    for lang in languages:
+        if lang != "en":
+            translated, _ = render(paths, exporter, times, lang, english=english)
+            write_site(translated, out / lang, lang, times_note)
+    for nb in english:
+        for folder in [out] + [out / lang for lang in languages if lang != "en"]:
+            local_images(nb.body, source, folder)
     copy_static(out, exporter, highlight_css)
     seconds = time.perf_counter() - start
-    print(f"HTML book: {_rel(out / 'index.html')} ({len(notebooks)} notebooks from "
-          f"{_rel(source)}/, {seconds:.1f} s)")
+    print(f"HTML book: {_rel(out / 'index.html')} ({len(english)} notebooks from "
+          f"{_rel(source)}/, languages {', '.join(languages)}, {seconds:.1f} s)")
     return out / "index.html"
 
 
@@ -331,8 +429,8 @@ def _rel(path: Path) -> str:
 def launch_chromium(playwright):
     """Playwright's Chromium driver on the system Chromium, headless, with offline flags."""
     if not Path(CHROMIUM).exists():
-        raise SystemExit(f"{CHROMIUM} not found: install Chromium (Debian: apt-get install chromium "
-                         "fonts-noto-cjk) or point $CHROMIUM at it")
+        raise SystemExit(f"{CHROMIUM} not found: install Chromium (Debian: apt-get install chromium) "
+                         "or point $CHROMIUM at it")
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
 
 
@@ -363,15 +461,23 @@ def wait_until_rendered(page, timeout_ms: int = 180_000) -> None:
     )
 
 
-def _cjk_font_file() -> tuple[str, int] | None:
-    """The file and collection index of the Simplified Chinese font fontconfig picks."""
-    try:
-        out = subprocess.run(["fc-match", "-f", "%{file}:%{index}", "Noto Sans CJK SC"],
-                             capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
+def cjk_font_path() -> Path | None:
+    """Noto Sans CJK SC from the `mplfonts` wheel: the one Chinese font of figures, HTML and PDF.
+
+    The book's CSS loads it with @font-face from _static/fonts/, so pages and PDF need no
+    system font package. Found without importing mplfonts (its import reconfigures matplotlib).
+    """
+    spec = importlib.util.find_spec("mplfonts")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    path, _, index = out.rpartition(":")
-    return (path, int(index or 0)) if "CJK" in path and Path(path).is_file() else None
+    path = Path(list(spec.submodule_search_locations)[0]) / "fonts" / "NotoSansCJKsc-Regular.otf"
+    return path if path.is_file() else None
+
+
+def _cjk_font_file() -> tuple[str, int] | None:
+    """The file and collection index of the Simplified Chinese font the book uses."""
+    path = cjk_font_path()
+    return (str(path), 0) if path else None
 
 
 def radical_map() -> dict[int, int]:
@@ -442,7 +548,8 @@ def _fix_cmap(text: str, mapping: dict[int, int]) -> str:
 
 
 def fix_cjk_text(pdf_path: Path) -> int:
-    """Make the PDF's text layer say 用/见 where Chromium wrote radicals; returns CMaps fixed.
+    """Make the PDF's text layer say 用/见 where Chromium wrote radicals (and a space where it
+    wrote U+0001); returns the number of CMaps fixed.
 
     The fixed ToUnicode streams are appended as an incremental update (new objects, an xref
     section and a trailer pointing back at the original one), so the rest of the file, its
@@ -450,7 +557,8 @@ def fix_cjk_text(pdf_path: Path) -> int:
     """
     from pypdf import PdfReader
 
-    mapping = radical_map()
+    # Chromium writes the space of a web font's subset (the book's @font-face CJK font) as U+0001
+    mapping = {**radical_map(), 0x0001: 0x0020}
     raw = pdf_path.read_bytes()
     if not raw.rstrip().endswith(b"%%EOF") or b"\nxref\n" not in raw:
         return 0  # not the classic-xref file Chromium writes: leave it alone
@@ -495,6 +603,11 @@ def fix_cjk_text(pdf_path: Path) -> int:
         int(trailer["/Size"]), prev, extra, xref)
     pdf_path.write_bytes(bytes(out))
     return len(fixed)
+
+
+def zh_pdf_path(pdf_path: Path) -> Path:
+    """Where the Chinese PDF goes: build/course.pdf -> build/course.zh.pdf."""
+    return pdf_path.with_name(f"{pdf_path.stem}.zh{pdf_path.suffix}")
 
 
 def build_pdf(html_dir: Path = HTML_DIR, pdf_path: Path = PDF_PATH) -> Path:
@@ -551,6 +664,7 @@ def main(argv: list[str] | None = None) -> None:
     build_html(args.source, args.out)
     if args.pdf:
         build_pdf(args.out, args.pdf_path)
+        build_pdf(args.out / "zh", zh_pdf_path(args.pdf_path))  # the Chinese edition beside it
 
 
 if __name__ == "__main__":

@@ -171,6 +171,9 @@ def main() -> None:
             print(f"  {failure}", file=sys.stderr)
     if args.in_place:
         sys.exit(1 if failures else 0)
+    # the Chinese notebooks: the executed ones with the translated markdown (i18n/zh/*.po)
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "i18n.py"), "build", "--source", str(executed),
+                    "--out", str(args.build / "zh")], check=True)
     book = [sys.executable, str(ROOT / "scripts" / "build_book.py"), "--html"]
     if args.build != BUILD:
         book += ["--source", str(executed), "--out", str(args.build / "html")]

@@ -124,7 +124,7 @@ def test_lab_lists_and_serves_every_notebook(lab):
 def test_lab_opens_a_notebook_in_chromium(lab, tmp_path):
     """JupyterLab's UI renders the first notebook, asking only the local server for anything."""
     if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing: apt-get install chromium fonts-noto-cjk"
+        message = f"{CHROMIUM} is missing: apt-get install chromium"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

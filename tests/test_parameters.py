@@ -108,13 +108,14 @@ def test_every_notebook_has_parameters():
 
 
 def readme_reruns() -> list[tuple[str, dict[str, Any]]]:
-    """The papermill commands in README.md: (notebook name, {parameter: value})."""
+    """The papermill commands in README.md and README.zh.md: (notebook name, {parameter: value})."""
     import shlex
 
     import yaml
 
     runs = []
-    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+    text = "\n".join((ROOT / name).read_text(encoding="utf-8") for name in ("README.md", "README.zh.md"))
+    for line in text.splitlines():
         if not line.startswith(("$PM ", ".venv/bin/papermill ")):
             continue
         words = shlex.split(line)
@@ -122,6 +123,17 @@ def readme_reruns() -> list[tuple[str, dict[str, Any]]]:
         values = {words[i + 1]: yaml.safe_load(words[i + 2]) for i, w in enumerate(words) if w == "-p"}
         runs.append((Path(notebook).name, values))
     return runs
+
+
+def test_both_readmes_list_every_notebook_with_the_same_commands():
+    english = (ROOT / "README.md").read_text(encoding="utf-8")
+    chinese = (ROOT / "README.zh.md").read_text(encoding="utf-8")
+    assert "README.zh.md" in english.split("\n## ")[0], "README.md links the Chinese README at the top"
+    for path in NOTEBOOKS:
+        link = f"[{path.stem}](notebooks/{path.name})"
+        assert link in english and link in chinese, f"{path.name} is missing from a README's chapter table"
+    commands = [line for line in english.splitlines() if line.startswith(("$PM ", ".venv/bin/papermill "))]
+    assert commands and all(line in chinese for line in commands), "README.zh.md has other papermill commands"
 
 
 @pytest.mark.parametrize(("name", "values"), readme_reruns(), ids=[n for n, _ in readme_reruns()])
