@@ -426,12 +426,13 @@ def _rel(path: Path) -> str:
 # --------------------------------------------------------------------------- PDF
 
 
-def launch_chromium(playwright):
-    """Playwright's Chromium driver on the system Chromium, headless, with offline flags."""
+def launch_chromium(playwright, env: dict[str, str] | None = None):
+    """Playwright's Chromium driver on the system Chromium, headless, with offline flags
+    (`env`: the browser's environment, e.g. a FONTCONFIG_FILE that hides the system fonts)."""
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} not found: install Chromium (Debian: apt-get install chromium) "
                          "or point $CHROMIUM at it")
-    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, env=env)
 
 
 def block_network(page) -> list[str]:

@@ -230,6 +230,19 @@ def platform_fonts(page, selector: str) -> list[str]:
     return [f["familyName"] for f in fonts if f["glyphCount"] > 0]
 
 
+def cjk_glyphs(page, selector: str) -> int:
+    """How many glyphs of the first `selector` element Chromium drew with a CJK font."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+    assert node, f"no element {selector}"
+    fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    cdp.detach()
+    return sum(f["glyphCount"] for f in fonts if CJK_FONTS.search(f["familyName"]))
+
+
 CHECK_PAGE = """() => {
   const text = (sel) => { const root = document.querySelector(sel).cloneNode(true);
     root.querySelectorAll('pre, code, script, .jp-InputArea-editor').forEach(e => e.remove());
@@ -304,8 +317,12 @@ def test_chinese_page_renders_and_the_language_switch_goes_both_ways(book, noteb
 
     with_math = [p for p in notebooks if has_math(p)]
     name = f"{(with_math or notebooks)[0].stem}.html"
+    # the browser sees no system CJK font (only DejaVu): the book's own font must carry the Chinese
+    conf = tmp_path / "fonts.conf"
+    conf.write_text('<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>'
+                    f"<dir>/usr/share/fonts/truetype/dejavu</dir><cachedir>{tmp_path}/fc</cachedir></fontconfig>")
     with sync_playwright() as p:
-        browser = bb.launch_chromium(p)
+        browser = bb.launch_chromium(p, env={**os.environ, "FONTCONFIG_FILE": str(conf)})
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             requests = []
@@ -319,8 +336,10 @@ def test_chinese_page_renders_and_the_language_switch_goes_both_ways(book, noteb
             if with_math:
                 assert state["typeset"] > 0
             assert state["cjk"] > 500, "the Chinese page has little Chinese text"
-            fonts = platform_fonts(page, ".book-notebook h1")
-            assert any(CJK_FONTS.search(f) for f in fonts), f"Chinese title drawn with {fonts}"
+            for selector in (".book-notebook h1", ".book-notebook strong", ".book-sections a", ".book-pager a"):
+                text = page.locator(selector).first.inner_text()
+                glyphs = cjk_glyphs(page, selector)
+                assert glyphs >= len(CJK.findall(text)) > 0, f"{selector}: {text!r} has boxes, not Chinese"
             page.click("a.book-lang-switch")
             page.wait_for_load_state("load")
             assert page.url.endswith(f"/{book.name}/{name}"), page.url
