@@ -120,35 +120,73 @@ def bright_square() -> np.ndarray:
 
 
 def test_detect_keeps_one_box_per_bright_square_after_nms():
-    scorer = faces.cnn_scorer(Brightness(), mean=(0.0,), std=(1.0,))
-    boxes, scores, before = faces.detect(scorer, bright_square(), sizes=(60,), stride_fraction=0.25,
-                                         threshold=0.999, iou=0.3)
-    assert before > len(boxes) >= 1  # several overlapping windows fire, NMS keeps fewer
+    scorer = faces.windowed(faces.cnn_scorer(Brightness(), mean=(0.0,), std=(1.0,)), sizes=(60,), stride_fraction=0.25)
+    _, scores, _ = scorer([bright_square()])
+    (found,) = faces.detect(scorer, [bright_square()], threshold=0.999, iou=0.3)
+    boxes = found["boxes"]
+    assert int((scores >= 0.999).sum()) > len(boxes) >= 1  # several overlapping windows fire, NMS keeps fewer
     assert box_iou(boxes[:1], torch.tensor([[40.0, 40.0, 100.0, 100.0]])).item() > 0.6  # the best box is on the square
-    assert torch.all(scores[:-1] >= scores[1:])  # best first
+    assert torch.all(found["scores"][:-1] >= found["scores"][1:])  # best first
     if len(boxes) > 1:
-        iou = box_iou(boxes, boxes).fill_diagonal_(0)
-        assert iou.max() <= 0.3
+        assert box_iou(boxes, boxes).fill_diagonal_(0).max() <= 0.3
     with pytest.raises(ValueError, match="threshold"):
-        faces.detect(scorer, bright_square(), threshold=2)
+        faces.detect(scorer, [bright_square()], threshold=2)
 
 
 def test_a_scorer_outside_zero_one_is_an_error():
     with pytest.raises(ValueError, match="scores in"):
-        faces.score_windows(lambda w: torch.full((len(w),), 3.0), bright_square(), sizes=(60,))
+        faces.windowed(lambda w: torch.full((len(w),), 3.0), sizes=(60,))([bright_square()])
+    with pytest.raises(ValueError, match="sizes"):
+        faces.windowed(lambda w: w, sizes=())
+
+
+def test_crop_windows_resizes_the_boxes():
+    img = np.zeros((100, 100), dtype=np.uint8)
+    img[10:60, 20:70] = 200
+    crops = faces.crop_windows(img, torch.tensor([[20.0, 10.0, 70.0, 60.0], [0.0, 50.0, 50.0, 100.0]]))
+    assert crops.shape == (2, 1, 25, 25) and crops.dtype == torch.uint8
+    assert crops[0].eq(200).all()  # the bright square fills the first box exactly
+    assert crops[1, 0, :5, 10:].eq(200).all() and crops[1, 0, 5:].eq(0).all()  # rows 50-59, x 20-49 of the second
+    assert faces.crop_windows(img, torch.zeros(0, 4)).shape == (0, 1, 25, 25)
+    with pytest.raises(ValueError, match="outside"):
+        faces.crop_windows(img, torch.tensor([[120.0, 0.0, 150.0, 30.0]]))
 
 
 def test_mine_negatives_returns_the_false_positives_best_first():
-    scorer = faces.cnn_scorer(Brightness(), mean=(0.0,), std=(1.0,))
+    scorer = faces.windowed(faces.cnn_scorer(Brightness(), mean=(0.0,), std=(1.0,)), sizes=(60,))
     img = bright_square()
-    _, _, scores = faces.score_windows(scorer, img, (60,), 0.2)
-    hard, n_false = faces.mine_negatives(scorer, [img, img], sizes=(60,), threshold=0.9, limit=3)
+    _, scores, _ = scorer([img])
+    hard, n_false = faces.mine_negatives(scorer, [img, img], threshold=0.9, limit=3)
     assert n_false == 2 * int((scores >= 0.9).sum()) > 0  # every window above threshold counts, in each image
-    assert 1 <= len(hard) <= 3 and hard.shape[1:] == (1, 25, 25)
+    assert 2 <= len(hard) <= 3 and hard.shape[1:] == (1, 25, 25)  # one per image at least (NMS within each)
     brightness = hard.float().mean(dim=(1, 2, 3))
     assert torch.all(brightness[:-1] >= brightness[1:]) and brightness[0] > 200
-    none, zero = faces.mine_negatives(scorer, [np.zeros((100, 100), dtype=np.uint8)], sizes=(60,), threshold=0.9)
+    none, zero = faces.mine_negatives(scorer, [np.zeros((100, 100), dtype=np.uint8)], threshold=0.9)
     assert len(none) == 0 and zero == 0
+    with pytest.raises(ValueError, match="limit"):
+        faces.mine_negatives(scorer, [img], limit=-1)
+
+
+def test_facenet_scores_windows_and_its_logit_map_equals_window_by_window():
+    torch.manual_seed(0)
+    model = faces.FaceNet(width=4)
+    assert model(torch.zeros(3, 1, 25, 25)).shape == (3, 2)
+    x = torch.randn(2, 1, 40, 57)
+    out = model.logit_map(x)
+    assert out.shape == (2, 2, (40 - 25) // 4 + 1, (57 - 25) // 4 + 1)
+    assert torch.allclose(out[1, :, 2, 5], model(x[1:2, :, 8:33, 20:45])[0], atol=1e-5)  # window at (8, 20)
+    assert torch.allclose(out[0, :, -1, -1], model(x[0:1, :, 12:37, 32:57])[0], atol=1e-5)  # the last window
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(90, 110), dtype=np.uint8)
+    mean, std = (0.5,), (0.25,)
+    b_dense, s_dense, o_dense = faces.dense(model, [30, 50], mean, std)([image, image[:60]])
+    b_win, s_win, o_win = faces.windowed(faces.cnn_scorer(model, mean, std), [30, 50], 4 / 25)([image, image[:60]])
+    assert torch.equal(o_dense, o_win) and torch.allclose(b_dense, b_win)
+    assert torch.allclose(s_dense.float(), s_win, atol=1e-5)
+    with pytest.raises(ValueError, match="at least"):
+        model.logit_map(torch.zeros(1, 1, 20, 30))
+    with pytest.raises(ValueError, match="logit_map"):
+        model(torch.zeros(1, 1, 30, 30))
 
 
 def test_paste_scenes_puts_known_faces_in_known_boxes():
@@ -172,3 +210,130 @@ def test_paste_scenes_puts_known_faces_in_known_boxes():
     assert torch.equal(scenes, again)
     with pytest.raises(ValueError, match="face_sizes"):
         faces.paste_scenes(x[:10], [background], n_scenes=1, size=100, face_sizes=(30, 90))
+
+
+def test_svm_scorer_gives_the_same_scores_in_chunks():
+    from sklearn.svm import LinearSVC
+
+    x, y = faces.load_faces()
+    svm = LinearSVC(C=0.1).fit(faces.hog_features(x), y.numpy())
+    whole, chunked = faces.svm_scorer(svm)(x), faces.svm_scorer(svm, chunk=7)(x)
+    assert chunked.shape == (200,) and torch.allclose(whole, chunked)
+    assert faces.svm_scorer(svm)(x[:0]).shape == (0,)
+    with pytest.raises(ValueError, match="chunk"):
+        faces.svm_scorer(svm, chunk=0)
+
+
+def test_face_free_photos_are_grey_small_and_never_the_astronaut():
+    hubble = faces.face_free_photo("hubble", max_side=300)  # 872x1000 colour originally
+    assert hubble.dtype == np.uint8 and hubble.ndim == 2 and max(hubble.shape) <= 300 and min(hubble.shape) > 250
+    moon = faces.face_free_photo("moon")
+    import skimage.data
+    assert np.array_equal(moon, skimage.data.moon())  # grey and small enough: unchanged
+    with pytest.raises(ValueError, match="shows a face"):
+        faces.face_free_photo("astronaut")
+    with pytest.raises(ValueError, match="choose from"):
+        faces.face_free_photo("mona_lisa")
+    assert "camera" not in faces.FACE_FREE and "astronaut" not in faces.FACE_FREE
+
+
+def test_jitter_without_shift_or_scale_only_mirrors():
+    x, _ = faces.load_faces()
+    out = faces.jitter(x[:20], copies=3, shift=0, scale=(1, 1), seed=0)
+    assert out.shape == (60, 1, 25, 25) and out.dtype == torch.uint8
+    ref = x[:20].repeat(3, 1, 1, 1)
+    same = (out == ref).flatten(1).all(1)
+    mirrored = (out == ref.flip(-1)).flatten(1).all(1)
+    assert (same | mirrored).all() and same.any() and mirrored.any()
+
+
+def test_jitter_moves_a_dot_by_at_most_the_shift_and_keeps_its_size_within_the_scale():
+    img = torch.zeros(1, 1, 25, 25, dtype=torch.uint8)
+    img[0, 0, 8:17, 8:17] = 200  # a 9x9 square at the centre
+    out = faces.jitter(img, copies=200, shift=2, scale=(0.9, 1.1), seed=1).float()
+    ys, xs = torch.meshgrid(torch.arange(25.0), torch.arange(25.0), indexing="ij")
+    mass = out.sum(dim=(1, 2, 3))
+    cx, cy = (out[:, 0] * xs).sum((1, 2)) / mass, (out[:, 0] * ys).sum((1, 2)) / mass
+    assert (cx - 12).abs().max() <= 2.05 and (cy - 12).abs().max() <= 2.05  # centre moved by <= 2 px
+    assert (cx - 12).abs().max() > 1.5  # and it does move
+    area = mass / (200 * 81)
+    assert area.min() > 0.9**2 - 0.03 and area.max() < 1.1**2 + 0.03 and area.max() - area.min() > 0.2
+    with pytest.raises(ValueError, match="copies"):
+        faces.jitter(img, copies=0)
+
+
+def test_windows_of_concatenates_the_windows_of_each_image_and_names_the_image():
+    rng = np.random.default_rng(0)
+    big, small = rng.integers(0, 256, (100, 120), dtype=np.uint8), rng.integers(0, 256, (40, 60), dtype=np.uint8)
+    windows, boxes, owner = faces.windows_of([big, small], sizes=[30, 50], stride_fraction=0.5)
+    w_big, b_big = faces.sliding_windows(big, [30, 50], 0.5)
+    w_small, b_small = faces.sliding_windows(small, [30], 0.5)  # 50 does not fit the small image: skipped
+    assert torch.equal(windows, torch.cat([w_big, w_small])) and torch.equal(boxes, torch.cat([b_big, b_small]))
+    assert torch.equal(owner, torch.cat([torch.zeros(len(b_big)), torch.ones(len(b_small))]).long())
+    empty = faces.windows_of([small], sizes=[100])
+    assert [len(t) for t in empty] == [0, 0, 0]
+
+
+def test_per_image_detections_keep_each_image_apart_best_first():
+    scorer = faces.cnn_scorer(Brightness(), mean=(0.0,), std=(1.0,))
+    dark = np.zeros((200, 200), dtype=np.uint8)
+    windows, boxes, owner = faces.windows_of([bright_square(), dark, bright_square()], sizes=(60,), stride_fraction=0.25)
+    scores = scorer(windows)
+    dets = faces.per_image_detections(boxes, scores, owner, n_images=3, threshold=0.999, iou=0.3)
+    assert len(dets) == 3 and len(dets[1]["boxes"]) == 0  # nothing fires on the dark image
+    for d in (dets[0], dets[2]):
+        assert len(d["boxes"]) >= 1 and torch.all(d["scores"][:-1] >= d["scores"][1:])
+        assert box_iou(d["boxes"][:1], torch.tensor([[40.0, 40.0, 100.0, 100.0]])).item() > 0.6
+        assert set(d) == {"boxes", "scores", "labels"} and d["labels"].eq(0).all()
+    capped = faces.per_image_detections(boxes, scores, owner, n_images=3, threshold=0.0, iou=1.0, max_detections=4)
+    assert [len(d["boxes"]) for d in capped] == [4, 4, 4]
+    with pytest.raises(ValueError, match="owner"):
+        faces.per_image_detections(boxes, scores, owner, n_images=2)
+
+
+def test_precision_recall_at_reads_the_operating_point():
+    from helpers.detection import average_precision
+
+    gts = [{"boxes": torch.tensor([[0.0, 0, 10, 10], [50, 50, 60, 60]]), "labels": torch.zeros(2, dtype=torch.long)}]
+    preds = [{"boxes": torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 61]]),
+              "scores": torch.tensor([0.9, 0.8, 0.3]), "labels": torch.zeros(3, dtype=torch.long)}]
+    result = average_precision(preds, gts, 0.5)
+    assert faces.precision_recall_at(result, 0.85) == (1.0, 0.5)  # one true positive
+    assert faces.precision_recall_at(result, 0.5) == (0.5, 0.5)  # plus one false positive
+    assert faces.precision_recall_at(result, 0.1) == (2 / 3, 1.0)  # plus the second face
+    assert np.isnan(faces.precision_recall_at(result, 0.95)[0])  # no detection: precision undefined
+    with pytest.raises(ValueError, match="threshold"):
+        faces.precision_recall_at(result, 1.5)
+
+
+def test_average_is_the_mean_score_over_the_same_windows():
+    bright = faces.windowed(faces.cnn_scorer(Brightness(), mean=(0.0,), std=(1.0,)), sizes=(60,))
+    half = faces.windowed(lambda w: torch.full((len(w),), 0.5), sizes=(60,))
+    boxes, mean, owner = faces.average([bright, half])([bright_square(), bright_square()[:100]])
+    b1, s1, o1 = bright([bright_square(), bright_square()[:100]])
+    assert torch.equal(boxes, b1) and torch.equal(owner, o1)
+    assert torch.allclose(mean, (s1.double() + 0.5) / 2)
+    other = faces.windowed(lambda w: torch.full((len(w),), 0.5), sizes=(50,))
+    with pytest.raises(ValueError, match="same windows"):
+        faces.average([bright, other])([bright_square()])
+    with pytest.raises(ValueError, match="at least one"):
+        faces.average([])
+
+
+def test_dense_svm_scans_the_hog_of_the_whole_image_like_window_by_window_hog():
+    from sklearn.svm import LinearSVC
+
+    x, y = faces.load_faces()
+    svm = LinearSVC(C=0.1).fit(faces.hog_features(x), y.numpy())
+    one = x[0, 0].numpy()  # a single 25x25 window: no neighbours, so exactly the per-window HOG
+    _, s_dense, _ = faces.dense_svm(svm, [25])([one])
+    assert torch.allclose(s_dense.float(), faces.svm_scorer(svm)(x[:1]), atol=1e-5)
+    photo = faces.face_free_photo("coffee", max_side=160)
+    b_dense, s_dense, o_dense = faces.dense_svm(svm, [30, 50])([photo, photo[:60]])
+    b_win, s_win, o_win = faces.windowed(faces.svm_scorer(svm), [30, 50], 0.2)([photo, photo[:60]])
+    assert torch.equal(o_dense, o_win) and torch.allclose(b_dense, b_win)  # the same windows, one HOG cell apart
+    rank = lambda v: v.argsort().argsort().double()  # noqa: E731
+    corr = torch.corrcoef(torch.stack([rank(s_dense), rank(s_win.double())]))[0, 1]
+    assert corr > 0.9, corr  # only the windows' border gradients differ
+    with pytest.raises(ValueError, match="weights"):
+        faces.dense_svm(svm, [30], pixels_per_cell=4)
