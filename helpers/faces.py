@@ -8,13 +8,14 @@ scores `[N]` in [0, 1] (`cnn_scorer` for a trained network, `svm_scorer` for HOG
 SVM). A detector is built on an *image scorer*, which returns every window's box, score and
 image index for a list of grey images: `windowed` cuts the windows (`windows_of`) and calls a
 window scorer; `dense` runs the fully convolutional `FaceNet` once per window size (an image
-pyramid). `detect` keeps the windows above a threshold and applies NMS per image
-(`per_image_detections`, the format of `helpers.detection.average_precision`); `average`
-makes an ensemble of image scorers;
-`precision_recall_at` reads the operating point off AP's result. `mine_negatives` collects the
-windows of face-free photos (`face_free_photo`) that score high (hard-negative mining),
-`jitter` makes positives that are slightly off, and `paste_scenes` builds evaluation scenes
-with known face boxes by pasting held-out faces onto face-free backgrounds.
+pyramid) and `dense_svm` slides a linear SVM over each level's HOG; `average` is an ensemble.
+`detect` keeps the windows above a threshold and applies NMS per image (`per_image_detections`,
+the format of `helpers.detection.average_precision`); `precision_recall_at` reads the operating
+point off AP's result. Training data: `jitter` makes positives that are slightly off,
+`random_patches` and `near_misses` make negatives, `mine_negatives` collects the windows that a
+detector scores high on face-free photos (`face_free_photo`) or away from known faces
+(hard-negative mining), and `paste_scenes` builds scenes with known face boxes by pasting faces
+onto face-free backgrounds.
 """
 
 from __future__ import annotations

@@ -337,3 +337,51 @@ def test_dense_svm_scans_the_hog_of_the_whole_image_like_window_by_window_hog():
     assert corr > 0.9, corr  # only the windows' border gradients differ
     with pytest.raises(ValueError, match="weights"):
         faces.dense_svm(svm, [30], pixels_per_cell=4)
+
+
+def test_jitter_relights_and_turns():
+    x, _ = faces.load_faces()
+    flat = faces.jitter(x[:5], copies=2, shift=0, scale=(1, 1), contrast=(0, 0), seed=0).float()
+    means = x[:5].float().mean(dim=(1, 2, 3)).repeat(2)
+    assert (flat.flatten(1) - means[:, None]).abs().max() <= 0.5  # contrast 0: every pixel is the image's mean
+    lit = faces.jitter(x[:5], copies=50, shift=0, scale=(1, 1), brightness=40, seed=0).float().mean(dim=(1, 2, 3))
+    shifts = lit - x[:5].float().mean(dim=(1, 2, 3)).repeat(50)
+    assert shifts.abs().max() <= 40.5 and shifts.max() > 20 and shifts.min() < -20  # up to +-40 grey levels
+    bar = torch.zeros(1, 1, 25, 25, dtype=torch.uint8)
+    bar[0, 0, 11:14, 2:23] = 200  # a horizontal bar through the centre
+    turned = faces.jitter(bar, copies=20, shift=0, scale=(1, 1), rotate=30, seed=0).float()
+    assert not torch.equal(turned, bar.float().expand_as(turned).flip(-1)) and (turned != bar.float()).any()
+    assert (turned[:, 0, 12, 12] > 150).all()  # turning about the centre keeps the centre
+    mass = turned.sum(dim=(1, 2, 3)) / bar.float().sum()
+    assert (mass - 1).abs().max() < 0.15  # and keeps the bar's area
+    with pytest.raises(ValueError, match="rotate"):
+        faces.jitter(bar, copies=1, rotate=-1)
+
+
+def test_near_misses_overlap_a_face_but_less_than_max_iou():
+    x, _ = faces.load_faces()
+    background = np.full((150, 300), 30, dtype=np.uint8)
+    scenes, boxes = faces.paste_scenes(x[:10], [background], n_scenes=4, size=160, face_sizes=(30, 60), seed=1)
+    near = faces.near_misses(scenes, boxes, per_face=5, max_iou=0.4, seed=0)
+    n_faces = sum(len(b) for b in boxes)
+    assert near.shape[1:] == (1, 25, 25) and near.dtype == torch.uint8 and 0 < len(near) <= 5 * n_faces
+    assert len(near) >= 4 * n_faces  # rejection sampling nearly always finds them
+    # windows show part of a face and background, or a piece of a face; almost never background alone
+    background_only = (near.flatten(1) == 30).all(dim=1).float().mean()
+    assert (near.flatten(1) == 30).any(dim=1).float().mean() > 0.5 and background_only < 0.1
+    with pytest.raises(ValueError, match="one face_boxes"):
+        faces.near_misses(scenes, boxes[:2])
+
+
+def test_mine_negatives_skips_windows_on_known_faces():
+    scorer = faces.windowed(faces.cnn_scorer(Brightness(), mean=(0.0,), std=(1.0,)), sizes=(60,))
+    img = bright_square()  # the bright square plays a face with a known box
+    face = torch.tensor([[40.0, 40.0, 100.0, 100.0]])
+    everything, n_all = faces.mine_negatives(scorer, [img], threshold=0.9, limit=50)
+    off_face, n_off = faces.mine_negatives(scorer, [img], threshold=0.9, limit=50, face_boxes=[face], max_face_iou=0.1)
+    assert n_all > n_off and len(everything) > len(off_face)
+    _, scores, _ = scorer([img])
+    boxes, _, _ = scorer([img])
+    assert n_off == int(((scores >= 0.9) & (box_iou(boxes, face)[:, 0] < 0.1)).sum())
+    with pytest.raises(ValueError, match="one per image"):
+        faces.mine_negatives(scorer, [img], face_boxes=[face, face])
