@@ -217,8 +217,8 @@ def test_book_references_nothing_online(book):
 # --------------------------------------------------------------------------- in Chromium
 
 
-def platform_fonts(page, selector: str) -> list[str]:
-    """Font families Chromium really used for the text of the first element matching selector."""
+def _fonts_used(page, selector: str) -> list[dict]:
+    """Chromium's platform fonts (family, glyph count) for the first element matching selector."""
     cdp = page.context.new_cdp_session(page)
     cdp.send("DOM.enable")
     cdp.send("CSS.enable")
@@ -227,20 +227,17 @@ def platform_fonts(page, selector: str) -> list[str]:
     assert node, f"no element {selector}"
     fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
     cdp.detach()
-    return [f["familyName"] for f in fonts if f["glyphCount"] > 0]
+    return fonts
+
+
+def platform_fonts(page, selector: str) -> list[str]:
+    """Font families Chromium really used for the text of the first element matching selector."""
+    return [f["familyName"] for f in _fonts_used(page, selector) if f["glyphCount"] > 0]
 
 
 def cjk_glyphs(page, selector: str) -> int:
     """How many glyphs of the first `selector` element Chromium drew with a CJK font."""
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("DOM.enable")
-    cdp.send("CSS.enable")
-    root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
-    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
-    assert node, f"no element {selector}"
-    fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
-    cdp.detach()
-    return sum(f["glyphCount"] for f in fonts if CJK_FONTS.search(f["familyName"]))
+    return sum(f["glyphCount"] for f in _fonts_used(page, selector) if CJK_FONTS.search(f["familyName"]))
 
 
 CHECK_PAGE = """() => {

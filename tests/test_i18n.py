@@ -77,6 +77,19 @@ def translate_all(stem: str) -> None:
     i18n.save_po(po, stem)
 
 
+def add_translated_cell(nb_path: Path, english: str, chinese: str) -> str:
+    """Append a markdown cell, translate every cell, give the new one `chinese`; its cell id."""
+    nb = nbformat.read(nb_path, as_version=4)
+    nb.cells.append(nbformat.v4.new_markdown_cell(english))
+    nbformat.write(nb, nb_path)
+    i18n.update([nb_path])
+    translate_all(nb_path.stem)
+    po = i18n.load_po(nb_path.stem)
+    po[-1].msgstr = chinese
+    i18n.save_po(po, nb_path.stem)
+    return po[-1].msgctxt
+
+
 def test_update_creates_entries_then_marks_a_changed_cell_fuzzy_with_its_old_english(sandbox):
     report = i18n.update([sandbox])
     n = len(i18n.markdown_cells(sandbox))
@@ -113,14 +126,7 @@ def test_update_creates_entries_then_marks_a_changed_cell_fuzzy_with_its_old_eng
 
 
 def test_a_translation_that_loses_a_formula_or_a_link_target_is_reported(sandbox):
-    nb = nbformat.read(sandbox, as_version=4)
-    nb.cells.append(nbformat.v4.new_markdown_cell("See $x^2$ and [4.1](04a_train_a_cnn.ipynb)."))
-    nbformat.write(nb, sandbox)
-    i18n.update([sandbox])
-    translate_all(sandbox.stem)
-    po = i18n.load_po(sandbox.stem)
-    po[-1].msgstr = "参见 $x^3$ 和 [4.1](04a.ipynb)。"
-    i18n.save_po(po, sandbox.stem)
+    add_translated_cell(sandbox, "See $x^2$ and [4.1](04a_train_a_cnn.ipynb).", "参见 $x^3$ 和 [4.1](04a.ipynb)。")
     problems = i18n.check([sandbox])
     assert [p.kind for p in problems] == ["markup", "markup"]
     assert "$x^2$" in problems[0].detail and "04a_train_a_cnn.ipynb" in problems[1].detail
@@ -155,15 +161,8 @@ def test_translate_swaps_only_current_markdown_and_keeps_code_and_outputs(sandbo
 
 
 def test_terminology_check_names_a_glossary_term_missing_from_the_translation(sandbox):
-    nb = nbformat.read(sandbox, as_version=4)
-    nb.cells.append(nbformat.v4.new_markdown_cell("Deep learning uses a convolutional neural network."))
-    nbformat.write(nb, sandbox)
-    i18n.update([sandbox])
-    translate_all(sandbox.stem)
-    po = i18n.load_po(sandbox.stem)
-    po[-1].msgstr = "深度学习使用一种网络。"
-    i18n.save_po(po, sandbox.stem)
-    problems = [p for p in i18n.terminology([sandbox]) if p.cell_id == po[-1].msgctxt]
+    cell_id = add_translated_cell(sandbox, "Deep learning uses a convolutional neural network.", "深度学习使用一种网络。")
+    problems = [p for p in i18n.terminology([sandbox]) if p.cell_id == cell_id]
     assert any("convolutional neural network" in p.detail for p in problems), problems
     assert not any("'deep learning'" in p.detail for p in problems)  # 深度学习 is there
 
