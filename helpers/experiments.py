@@ -15,13 +15,23 @@ way, so its conclusion can be asserted instead of read off one lucky run::
 A condition is a function of the seed that returns one number (called `metric`) or a dict
 of named numbers (e.g. `{"test_acc": ..., "train_acc": ..., "seconds": ...}`).
 The 95 % interval is Student's t interval over seeds: mean ± t(0.975, n-1) · s / √n.
+
+Small models on one CPU thread leave the other cores idle: `run(..., workers="auto")` runs
+the seeds in forked worker processes (Linux, CPU only), one per free core. Each run is the
+same computation as in the serial loop, so the table is identical; only the wall time drops.
+Conditions must then be functions of the seed alone; what they store in the notebook's
+variables is kept only for the first seed, which runs in the notebook's own process.
 """
 
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +40,7 @@ from scipy import stats
 
 from .core import interactive
 
-__all__ = ["Estimate", "Experiment", "mean_ci", "run"]
+__all__ = ["Estimate", "Experiment", "available_workers", "mean_ci", "run"]
 
 Result = float | Mapping[str, float]
 
@@ -159,44 +169,100 @@ class Experiment:
         return self.summary().to_html(index=False, float_format=lambda v: f"{v:.4f}")
 
 
+def available_workers() -> int:
+    """How many seeds can run at once: free cores / torch threads, 1 where forking is unsafe.
+
+    Forking is used only on Linux and only before CUDA or MPS is initialised (a forked child
+    cannot use the parent's GPU context); elsewhere experiments run serially.
+    """
+    import torch
+
+    if sys.platform != "linux" or torch.cuda.is_initialized():
+        return 1
+    cores = len(os.sched_getaffinity(0))
+    return max(1, cores // max(1, torch.get_num_threads()))
+
+
+_JOB: tuple[list[int], Mapping[str, Callable[[int], Result]]] = ([], {})  # read by forked workers
+
+
+def _run_seed(i: int) -> list[tuple[dict[str, float], float]]:
+    """Every condition for the i-th seed of the current job: (values, wall seconds) per condition."""
+    seeds, conditions = _JOB
+    out = []
+    for fn in conditions.values():
+        start = time.perf_counter()
+        result = fn(seeds[i])
+        values = dict(result) if isinstance(result, Mapping) else {"metric": result}
+        out.append(({k: float(v) for k, v in values.items()}, time.perf_counter() - start))
+    return out
+
+
 def run(
     conditions: Mapping[str, Callable[[int], Result]],
     seeds: Iterable[int],
     progress: bool | None = None,
+    workers: int | str = 1,
 ) -> Experiment:
     """Run every condition once per seed; return an `Experiment` (tidy table + summaries).
 
     Each condition is called as `fn(seed)` and returns a number (stored as metric
     "metric") or a dict {metric name: number}. The wall time of each call is recorded as
-    metric "seconds" unless the condition returns one itself. A progress bar is shown in
-    interactive sessions (`progress=None`), never in papermill/nbval runs. Seeds run in the outer loop, so
-    an interrupted run still has every condition for the seeds it finished.
+    metric "seconds" unless the condition returns one itself. A progress bar (one step per
+    seed) is shown in interactive sessions (`progress=None`), never in papermill/nbval runs.
+    Seeds run in the outer loop, so an interrupted run still has every condition for the
+    seeds it finished.
+
+    `workers` > 1 (or "auto": `available_workers()`) runs the seeds in forked processes, all
+    conditions of a seed in the same process; the table is the same as with 1, in the same
+    order. The first seed always runs here, meanwhile, so whatever its conditions store in
+    the notebook (the illustration seed's trained model, say) is kept; the other seeds'
+    side effects stay in the workers.
     """
+    global _JOB
     seeds = [int(s) for s in seeds]
     if not conditions:
         raise ValueError("run() needs at least one condition")
     if not seeds:
         raise ValueError("run() needs at least one seed")
+    if workers == "auto":
+        workers = available_workers()
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers={workers!r}: give a whole number >= 1 or 'auto'")
+    workers = min(workers, len(seeds) - 1, available_workers()) if workers > 1 else 1
     if progress is None:
         progress = interactive()
-    rows = []
-    total = len(seeds) * len(conditions)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, desc="experiment", leave=False)
-    for seed in seeds:
-        for name, fn in conditions.items():
-            start = time.perf_counter()
-            out = fn(seed)
-            seconds = time.perf_counter() - start
-            values = dict(out) if isinstance(out, Mapping) else {"metric": out}
+        bar = tqdm(total=len(seeds), desc="experiment (seeds)", leave=False)
+    _JOB = (seeds, conditions)
+    try:
+        if workers <= 1:
+            outputs = []
+            for i in range(len(seeds)):
+                outputs.append(_run_seed(i))
+                if bar is not None:
+                    bar.update(1)
+        else:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                futures = [pool.submit(_run_seed, i) for i in range(1, len(seeds))]
+                outputs = [_run_seed(0)]  # here, while the workers run the other seeds
+                for future in futures:
+                    if bar is not None:
+                        bar.update(1)
+                    outputs.append(future.result())
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        _JOB = ([], {})
+        if bar is not None:
+            bar.close()
+    rows = []
+    for seed, per_condition in zip(seeds, outputs, strict=True):
+        for name, (values, seconds) in zip(conditions, per_condition, strict=True):
             values.setdefault("seconds", seconds)
             for metric, value in values.items():
-                rows.append({"condition": name, "seed": seed, "metric": metric, "value": float(value)})
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
+                rows.append({"condition": name, "seed": seed, "metric": metric, "value": value})
     return Experiment(pd.DataFrame(rows), list(conditions))

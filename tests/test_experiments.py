@@ -3,7 +3,9 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
+import torch
 from scipy import stats
 
 from helpers import experiments
@@ -65,3 +67,59 @@ def test_plot_draws_one_error_bar_per_condition():
     assert ticks == ["a", "b"]
     means = ax.lines[0].get_ydata() if ax.lines else None
     assert means is not None and list(means) == pytest.approx([1.0, 3.0])
+
+
+def _seeded_score(seed: int) -> dict[str, float]:
+    """A condition that depends on torch's global RNG, as a training run does."""
+    import os
+
+    import torch
+
+    torch.manual_seed(seed)
+    net = torch.nn.Linear(4, 1)
+    with torch.no_grad():
+        return {"score": float(net(torch.randn(8, 4)).sum()), "pid": float(os.getpid())}
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread (as the notebooks that run seeds in parallel), restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_parallel_workers_give_the_serial_table_from_other_processes(one_thread):
+    import os
+
+    if experiments.available_workers() < 2:
+        pytest.skip("needs Linux and at least 2 cores")
+    stored = {}
+
+    def keeps_model(seed: int) -> dict[str, float]:
+        stored[seed] = seed  # e.g. the trained model a later cell draws
+        return _seeded_score(seed + 10)
+
+    conditions = {"a": _seeded_score, "b": keeps_model}
+    serial = experiments.run(conditions, seeds=range(4))
+    stored.clear()
+    parallel = experiments.run(conditions, seeds=range(4), workers=2)
+    assert stored == {0: 0}  # only the first seed ran in this process
+    scores = [e.results.query("metric == 'score'").reset_index(drop=True) for e in (serial, parallel)]
+    pd.testing.assert_frame_equal(scores[0], scores[1])  # same values, same order
+    pids = parallel.results.query("metric == 'pid'").set_index("seed")["value"]
+    assert (pids.loc[0] == os.getpid()).all()  # the first seed runs here (its side effects are kept)
+    assert (pids.loc[1:] != os.getpid()).all()  # the others in worker processes
+    assert serial.results.query("metric == 'pid'")["value"].eq(float(os.getpid())).all()
+
+
+def test_workers_are_checked_and_errors_from_a_worker_reach_the_caller():
+    with pytest.raises(ValueError, match="workers=0"):
+        experiments.run({"a": lambda s: 1.0}, seeds=[0], workers=0)
+
+    def broken(seed: int) -> float:
+        raise RuntimeError(f"seed {seed} failed")
+
+    with pytest.raises(RuntimeError, match="seed 0 failed"):
+        experiments.run({"a": broken}, seeds=[0, 1], workers="auto")
