@@ -4,9 +4,11 @@
     python bench/course_time.py 02a_*.ipynb
 
 Each notebook runs in a fresh kernel (as nbval and `make course` run it); we record its wall
-time and the kernel's peak resident memory (read inside the kernel after the last cell).
-Writes `bench/results/course_time.json` and `.md`. Goal: the course in ≤ 5 min on 2 CPU
-cores, no notebook over 90 s.
+time, the kernel's peak resident memory (read inside the kernel after the last cell) and the
+machine's 1-minute load average before and after it (a busy machine inflates the times).
+Writes `bench/results/course_time.json` and `.md`. Goals (issue 15): the twenty notebooks of
+the first edition in ≤ 300 s together on 2 idle CPU cores, no notebook over 60 s; the whole
+course (later issues added notebooks with their own 60 s budgets) aims at ≤ 360 s.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ PEAK_MEMORY_PROBE = (
     "_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
     "print(_rss * (1 if sys.platform == 'darwin' else 1024))"  # bytes (Linux reports KiB)
 )
-BUDGET_TOTAL_S, BUDGET_NOTEBOOK_S = 300, 90
+BUDGET_TOTAL_S, BUDGET_COURSE_S, BUDGET_NOTEBOOK_S = 300, 360, 60
+# notebooks added after the first edition (issues 16 and 17): outside the 300 s total of the twenty
+LATER_NOTEBOOKS = {"04g_object_detection.ipynb", "04h_segmentation.ipynb", "04i_your_own_images.ipynb",
+                   "06c_train_fast_on_a_cpu.ipynb"}
 
 
 def time_notebook(path: Path, save: bool = False) -> tuple[float, float]:
@@ -65,6 +70,8 @@ def main() -> None:
     parser.add_argument("notebooks", nargs="*")
     parser.add_argument("--in-place", action="store_true",
                         help="also save each notebook with its fresh outputs (a clean run to commit)")
+    parser.add_argument("--readme", action="store_true",
+                        help="also copy the table into README.md and README.zh.md (between the course-time markers)")
     args = parser.parse_args()
     import torch
 
@@ -73,32 +80,74 @@ def main() -> None:
     existing = {p.name for p in course_notebooks()}
     by_name = {r["notebook"]: r for r in json.loads(previous.read_text())["notebooks"]} if previous.exists() else {}
     for path in course_notebooks(args.notebooks):
+        load_before = os.getloadavg()[0]
         seconds, peak = time_notebook(path, save=args.in_place)
-        by_name[path.name] = {"notebook": path.name, "seconds": round(seconds, 1), "peak_mib": round(peak)}
-        print(f"{seconds:7.1f} s  {peak:7.0f} MiB  {path.name}", flush=True)
+        load_after = os.getloadavg()[0]
+        by_name[path.name] = {"notebook": path.name, "seconds": round(seconds, 1), "peak_mib": round(peak),
+                              "load_before": round(load_before, 2), "load_after": round(load_after, 2)}
+        print(f"{seconds:7.1f} s  {peak:7.0f} MiB  load {load_before:.2f} -> {load_after:.2f}  {path.name}",
+              flush=True)
     rows = [by_name[name] for name in sorted(by_name) if name in existing]
-    total = sum(r["seconds"] for r in rows)
+    first = [r for r in rows if r["notebook"] not in LATER_NOTEBOOKS]
+    total, first_total = sum(r["seconds"] for r in rows), sum(r["seconds"] for r in first)
     machine = {
         "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "python": platform.python_version(), "torch": torch.__version__,
     }
-    result = {"machine": machine, "total_seconds": round(total, 1), "notebooks": rows,
-              "goal": {"total_s": BUDGET_TOTAL_S, "per_notebook_s": BUDGET_NOTEBOOK_S}}
+    result = {"machine": machine, "total_seconds": round(total, 1), "first_edition_seconds": round(first_total, 1),
+              "notebooks": rows, "goal": {"first_edition_total_s": BUDGET_TOTAL_S, "course_total_s": BUDGET_COURSE_S,
+                                          "per_notebook_s": BUDGET_NOTEBOOK_S}}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "course_time.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [
         f"Course run time, default parameters, {machine['cpus']} CPU cores"
         f"{', GPU ' + machine['gpu'] if machine['gpu'] else ', no GPU'}, torch {machine['torch']}.",
-        "", "| notebook | seconds | peak memory (MiB) |", "|---|---:|---:|",
+        "Each notebook in a fresh kernel, one after another; load = the 1-minute load average before -> after.",
+        "", "| notebook | seconds | peak memory (MiB) | load |", "|---|---:|---:|---|",
     ]
-    lines += [f"| {r['notebook']} | {r['seconds']} | {r['peak_mib']} |" for r in rows]
-    lines.append(f"| **total** | **{total:.0f}** | |")
+    lines += [f"| {r['notebook']}{' (added later)' if r['notebook'] in LATER_NOTEBOOKS else ''} | {r['seconds']} "
+              f"| {r['peak_mib']} | {r.get('load_before', '?')} -> {r.get('load_after', '?')} |" for r in rows]
+    lines.append(f"| **the first edition's {len(first)} notebooks** | **{first_total:.0f}** | | |")
+    lines.append(f"| **whole course ({len(rows)} notebooks)** | **{total:.0f}** | | |")
     over = [r["notebook"] for r in rows if r["seconds"] > BUDGET_NOTEBOOK_S]
-    lines += ["", f"Goal: total ≤ {BUDGET_TOTAL_S} s ({'met' if total <= BUDGET_TOTAL_S else 'not met'}), "
-              f"each notebook ≤ {BUDGET_NOTEBOOK_S} s ({'met' if not over else 'over: ' + ', '.join(over)})."]
+    lines += ["", f"Goals: the first edition's notebooks ≤ {BUDGET_TOTAL_S} s "
+              f"({'met' if first_total <= BUDGET_TOTAL_S else 'not met'}), the whole course ≤ {BUDGET_COURSE_S} s "
+              f"({'met' if total <= BUDGET_COURSE_S else 'not met'}), each notebook ≤ {BUDGET_NOTEBOOK_S} s "
+              f"({'met' if not over else 'over: ' + ', '.join(over)})."]
     (RESULTS / "course_time.md").write_text("\n".join(lines) + "\n")
+    if args.readme:
+        update_readmes(lines)
     print(f"{total:7.1f} s  total -> {(RESULTS / 'course_time.md').relative_to(ROOT)}")
+
+
+ZH = {  # the table's prose lines in the Chinese README (the numbers are the same)
+    "Course run time, default parameters": "整门课程的运行时间：默认参数",
+    "CPU cores": "个CPU核心", ", no GPU": "，无GPU", ", GPU ": "，GPU ",
+    "Each notebook in a fresh kernel, one after another; load = the 1-minute load average before -> after.":
+        "每个笔记本在新的内核中依次运行；负载 = 运行前 -> 运行后的1分钟平均负载。",
+    "| notebook | seconds | peak memory (MiB) | load |": "| 笔记本 | 秒 | 峰值内存（MiB） | 负载 |",
+    " (added later)": "（后来加入）", "the first edition's": "第一版的", "notebooks**": "个笔记本**",
+    "whole course (": "整门课程（", "Goals: ": "目标：", "the first edition's notebooks": "第一版的笔记本",
+    "the whole course": "整门课程", "each notebook": "每个笔记本", "(met)": "（已达到）", "(not met)": "（未达到）",
+    "(over: ": "（超出：",
+}
+
+
+def update_readmes(lines: list[str], root: Path = ROOT) -> None:
+    """Replace the table between `<!-- course-time:start/end -->` in both READMEs."""
+    for name, translate in (("README.md", False), ("README.zh.md", True)):
+        path = root / name
+        text = path.read_text()
+        start, end = "<!-- course-time:start -->\n", "<!-- course-time:end -->"
+        if start not in text or end not in text:
+            sys.exit(f"{name}: the course-time markers are missing; add {start.strip()} and {end} around the table")
+        body = "\n".join(lines) + "\n"
+        if translate:
+            for en, zh in ZH.items():
+                body = body.replace(en, zh)
+        head, rest = text.split(start, 1)
+        path.write_text(head + start + body + end + rest.split(end, 1)[1])
 
 
 if __name__ == "__main__":

@@ -44,3 +44,28 @@ def test_quick_run_writes_every_table(data_copy: Path, tmp_path: Path):
         assert heading in md
     assert md.count("| cpu |") == len(saved["recipe"]) + len(saved["ablation"]) + len(saved["throughput"])
     assert result["conditions"]["torch_threads"] == 2
+
+
+def _course_time():
+    spec = importlib.util.spec_from_file_location("bench_course_time", ROOT / "bench" / "course_time.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_course_time_table_goes_into_both_readmes_and_the_committed_one_is_there(tmp_path):
+    ct = _course_time()
+    for name in ("README.md", "README.zh.md"):
+        (tmp_path / name).write_text("intro\n<!-- course-time:start -->\nold table\n<!-- course-time:end -->\nrest\n")
+    lines = ["Course run time, default parameters, 2 CPU cores, no GPU, torch x.", "",
+             "| notebook | seconds | peak memory (MiB) | load |", "|---|---:|---:|---|", "| 01_a.ipynb | 12.5 | 800 | 0.1 -> 0.9 |"]
+    ct.update_readmes(lines, root=tmp_path)
+    en, zh = ((tmp_path / n).read_text() for n in ("README.md", "README.zh.md"))
+    assert "old table" not in en and "| 01_a.ipynb | 12.5 | 800 | 0.1 -> 0.9 |" in en and en.endswith("rest\n")
+    assert "| 笔记本 | 秒 | 峰值内存（MiB） | 负载 |" in zh and "| 01_a.ipynb | 12.5 |" in zh
+    (tmp_path / "README.md").write_text("no markers\n")
+    with pytest.raises(SystemExit, match="markers are missing"):
+        ct.update_readmes(lines, root=tmp_path)
+    # the committed READMEs carry the committed measurement (`bench/course_time.py --readme`)
+    committed = (ROOT / "bench" / "results" / "course_time.md").read_text()
+    assert committed in (ROOT / "README.md").read_text()
