@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,7 @@ from scipy import stats
 
 from .core import interactive
 
-__all__ = ["Estimate", "Experiment", "available_workers", "mean_ci", "run"]
+__all__ = ["Estimate", "Experiment", "available_workers", "map_seeds", "mean_ci", "run"]
 
 Result = float | Mapping[str, float]
 
@@ -183,19 +184,64 @@ def available_workers() -> int:
     return max(1, cores // max(1, torch.get_num_threads()))
 
 
-_JOB: tuple[list[int], Mapping[str, Callable[[int], Result]]] = ([], {})  # read by forked workers
+_JOB: Callable[[int], Any] | None = None  # the function of the current map_seeds call, read by forked workers
 
 
-def _run_seed(i: int) -> list[tuple[dict[str, float], float]]:
-    """Every condition for the i-th seed of the current job: (values, wall seconds) per condition."""
-    seeds, conditions = _JOB
-    out = []
-    for fn in conditions.values():
-        start = time.perf_counter()
-        result = fn(seeds[i])
-        values = dict(result) if isinstance(result, Mapping) else {"metric": result}
-        out.append(({k: float(v) for k, v in values.items()}, time.perf_counter() - start))
-    return out
+def _apply(seed: int) -> Any:
+    return _JOB(seed)
+
+
+def _check_workers(workers: int | str, n_seeds: int) -> int:
+    """The number of processes to use: `workers` ("auto": `available_workers()`), capped by the seeds."""
+    if workers == "auto":
+        workers = available_workers()
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers={workers!r}: give a whole number >= 1 or 'auto'")
+    return min(workers, n_seeds - 1, available_workers()) if workers > 1 else 1
+
+
+def map_seeds(fn: Callable[[int], Any], seeds: Iterable[int], workers: int | str = 1,
+              progress: bool | None = None, desc: str = "seeds") -> list[Any]:
+    """`[fn(seed) for seed in seeds]`, with `workers` > 1 (or "auto") in forked processes.
+
+    The first seed runs in this process while the workers run the others, so what `fn`
+    stores for it (a model a later cell draws, say) is kept; the others' results come back
+    pickled (numbers, tensors, models, sklearn estimators all do). Same values, same order
+    as the serial loop.
+    """
+    global _JOB
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("needs at least one seed")
+    workers = _check_workers(workers, len(seeds))
+    bar = None
+    if interactive() if progress is None else progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(seeds), desc=desc, leave=False)
+    _JOB = fn
+    try:
+        if workers == 1:
+            outputs = []
+            for seed in seeds:
+                outputs.append(fn(seed))
+                if bar is not None:
+                    bar.update(1)
+            return outputs
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_apply, seed) for seed in seeds[1:]]
+            outputs = [fn(seeds[0])]  # here, while the workers run the other seeds
+            for future in futures:
+                if bar is not None:
+                    bar.update(1)
+                outputs.append(future.result())
+            if bar is not None:
+                bar.update(1)
+            return outputs
+    finally:
+        _JOB = None
+        if bar is not None:
+            bar.close()
 
 
 def run(
@@ -214,51 +260,27 @@ def run(
     seeds it finished.
 
     `workers` > 1 (or "auto": `available_workers()`) runs the seeds in forked processes, all
-    conditions of a seed in the same process; the table is the same as with 1, in the same
-    order. The first seed always runs here, meanwhile, so whatever its conditions store in
-    the notebook (the illustration seed's trained model, say) is kept; the other seeds'
-    side effects stay in the workers.
+    conditions of a seed in the same process (`map_seeds`); the table is the same as with 1,
+    in the same order. The first seed always runs here, meanwhile, so whatever its
+    conditions store in the notebook (the illustration seed's trained model, say) is kept;
+    the other seeds' side effects stay in the workers.
     """
-    global _JOB
     seeds = [int(s) for s in seeds]
     if not conditions:
         raise ValueError("run() needs at least one condition")
     if not seeds:
         raise ValueError("run() needs at least one seed")
-    if workers == "auto":
-        workers = available_workers()
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers={workers!r}: give a whole number >= 1 or 'auto'")
-    workers = min(workers, len(seeds) - 1, available_workers()) if workers > 1 else 1
-    if progress is None:
-        progress = interactive()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(seeds), desc="experiment (seeds)", leave=False)
-    _JOB = (seeds, conditions)
-    try:
-        if workers <= 1:
-            outputs = []
-            for i in range(len(seeds)):
-                outputs.append(_run_seed(i))
-                if bar is not None:
-                    bar.update(1)
-        else:
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                futures = [pool.submit(_run_seed, i) for i in range(1, len(seeds))]
-                outputs = [_run_seed(0)]  # here, while the workers run the other seeds
-                for future in futures:
-                    if bar is not None:
-                        bar.update(1)
-                    outputs.append(future.result())
-                if bar is not None:
-                    bar.update(1)
-    finally:
-        _JOB = ([], {})
-        if bar is not None:
-            bar.close()
+    def every_condition(seed: int) -> list[tuple[dict[str, float], float]]:
+        out = []
+        for fn in conditions.values():
+            start = time.perf_counter()
+            result = fn(seed)
+            values = dict(result) if isinstance(result, Mapping) else {"metric": result}
+            out.append(({k: float(v) for k, v in values.items()}, time.perf_counter() - start))
+        return out
+
+    outputs = map_seeds(every_condition, seeds, workers, progress, desc="experiment (seeds)")
     rows = []
     for seed, per_condition in zip(seeds, outputs, strict=True):
         for name, (values, seconds) in zip(conditions, per_condition, strict=True):

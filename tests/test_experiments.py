@@ -123,3 +123,17 @@ def test_workers_are_checked_and_errors_from_a_worker_reach_the_caller():
 
     with pytest.raises(RuntimeError, match="seed 0 failed"):
         experiments.run({"a": broken}, seeds=[0, 1], workers="auto")
+
+
+def test_map_seeds_returns_objects_in_seed_order(one_thread):
+    def train(seed: int) -> torch.nn.Module:
+        torch.manual_seed(seed)
+        return torch.nn.Linear(3, 2)
+
+    serial = experiments.map_seeds(train, [5, 6, 7])
+    parallel = experiments.map_seeds(train, [5, 6, 7], workers="auto")
+    for a, b in zip(serial, parallel, strict=True):
+        assert torch.equal(a.weight, b.weight)  # models come back from the workers intact
+    assert not torch.equal(serial[0].weight, serial[1].weight)
+    with pytest.raises(ValueError, match="at least one seed"):
+        experiments.map_seeds(train, [])
