@@ -266,6 +266,21 @@ class EfficientNetTail(nn.Module):
                     m.eval()
         return self
 
+    def param_groups(self, lr: float, body_lr: float, top_blocks: int = 1) -> list[dict]:
+        """Optimiser groups for discriminative learning rates (Howard & Ruder, 2018).
+
+        The last `top_blocks` blocks, the head convolution and the new classifier learn at
+        `lr`; everything below them (earlier blocks, the stem) at the smaller `body_lr`, so
+        the general low-level ImageNet features move little while the top adapts.
+        """
+        if not 0 <= top_blocks <= len(self.blocks):
+            raise ValueError(f"top_blocks={top_blocks} must be in [0, {len(self.blocks)}]")
+        top_modules = [*self.blocks[len(self.blocks) - top_blocks:], self.conv_head, self.bn, self.fc]
+        top = [p for m in top_modules for p in m.parameters() if p.requires_grad]
+        top_ids = {id(p) for p in top}
+        body = [p for p in self.parameters() if p.requires_grad and id(p) not in top_ids]
+        return [{"params": body, "lr": body_lr}, {"params": top, "lr": lr}]
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if self.stem is not None:
             h = self.stem(h)  # images [B, 3, S, S] -> [B, 32, S/2, S/2]
@@ -285,10 +300,13 @@ def train_on_cached(
     weight_decay: float = 1e-4,
     batch_size: int = 64,
     seed: int = 0,
+    param_groups: list[dict] | None = None,
 ) -> nn.Module:
     """Train `module` (a linear head or an `EfficientNetTail`) on cached inputs `x` with AdamW + cross-entropy.
 
     Full-batch-ish mini-batches, a cosine learning-rate schedule; returns the module in eval mode.
+    `param_groups` (e.g. `EfficientNetTail.param_groups`) gives parts of the module their own
+    learning rates; `lr` is then the default for groups without one.
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs={epochs} and batch_size={batch_size} must both be >= 1")
@@ -296,7 +314,7 @@ def train_on_cached(
         raise ValueError(f"x has {len(x)} rows but y has {len(y)} labels")
     gen = torch.Generator().manual_seed(seed)
     dev = next(module.parameters()).device
-    params = [p for p in module.parameters() if p.requires_grad]
+    params = param_groups if param_groups is not None else [p for p in module.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     steps = epochs * -(-len(x) // batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)

@@ -107,3 +107,19 @@ def test_accuracy_counts_right_answers_in_batches():
     assert pretrained.accuracy(head, x, y, batch_size=2) == pytest.approx(0.8)
     with pytest.raises(ValueError, match="must match"):
         pretrained.accuracy(head, x, y[:3])
+
+
+def test_discriminative_learning_rates_move_the_top_and_leave_a_frozen_body(lite0):
+    whole = pretrained.EfficientNetTail(lite0, 0, n_classes=3, with_stem=True)
+    groups = whole.param_groups(lr=1e-2, body_lr=0.0, top_blocks=1)
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in whole.parameters()) and len(set(ids)) == len(ids)  # a partition
+    assert {id(p) for p in whole.blocks[-1].parameters()} <= {id(p) for p in groups[1]["params"]}
+    stem_before = whole.stem[0].weight.detach().clone()
+    top_before = whole.blocks[-1].parameters().__next__().detach().clone()
+    x = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    pretrained.train_on_cached(whole, x, torch.tensor([0, 1, 2, 0, 1, 2]), epochs=2, batch_size=3, param_groups=groups)
+    assert torch.equal(whole.stem[0].weight, stem_before), "body_lr=0 must leave the stem as it was"
+    assert not torch.equal(next(whole.blocks[-1].parameters()), top_before), "the top block must learn"
+    with pytest.raises(ValueError, match="top_blocks=99"):
+        whole.param_groups(1e-3, 1e-4, top_blocks=99)
