@@ -103,7 +103,9 @@ def main() -> None:
     lines = [
         f"Course run time, default parameters, {machine['cpus']} CPU cores"
         f"{', GPU ' + machine['gpu'] if machine['gpu'] else ', no GPU'}, torch {machine['torch']}.",
-        "Each notebook in a fresh kernel, one after another; load = the 1-minute load average before -> after.",
+        "Each notebook in a fresh kernel, one after another, nothing else running; load = the 1-minute "
+        "load average before -> after (a notebook that runs its seeds in worker processes raises it itself: "
+        "two busy cores read as about 2).",
         "", "| notebook | seconds | peak memory (MiB) | load |", "|---|---:|---:|---|",
     ]
     lines += [f"| {r['notebook']}{' (added later)' if r['notebook'] in LATER_NOTEBOOKS else ''} | {r['seconds']} "
@@ -124,8 +126,9 @@ def main() -> None:
 ZH = {  # the table's prose lines in the Chinese README (the numbers are the same)
     "Course run time, default parameters": "整门课程的运行时间：默认参数",
     "CPU cores": "个CPU核心", ", no GPU": "，无GPU", ", GPU ": "，GPU ",
-    "Each notebook in a fresh kernel, one after another; load = the 1-minute load average before -> after.":
-        "每个笔记本在新的内核中依次运行；负载 = 运行前 -> 运行后的1分钟平均负载。",
+    "Each notebook in a fresh kernel, one after another, nothing else running; load = the 1-minute load average before -> after (a notebook that runs its seeds in worker processes raises it itself: two busy cores read as about 2).":
+        "每个笔记本在新的内核中依次运行，期间没有其他任务；负载 = 运行前 -> 运行后的1分钟平均负载"
+        "（在工作进程中并行运行各随机种子的笔记本自己就会抬高负载：两个忙碌的核心读数约为2）。",
     "| notebook | seconds | peak memory (MiB) | load |": "| 笔记本 | 秒 | 峰值内存（MiB） | 负载 |",
     " (added later)": "（后来加入）", "the first edition's": "第一版的", "notebooks**": "个笔记本**",
     "whole course (": "整门课程（", "Goals: ": "目标：", "the first edition's notebooks": "第一版的笔记本",
