@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -70,6 +71,8 @@ def main() -> None:
     parser.add_argument("notebooks", nargs="*")
     parser.add_argument("--in-place", action="store_true",
                         help="also save each notebook with its fresh outputs (a clean run to commit)")
+    parser.add_argument("--no-run", action="store_true",
+                        help="time nothing: rebuild the .md table (and the READMEs with --readme) from the JSON")
     parser.add_argument("--readme", action="store_true",
                         help="also copy the table into README.md and README.zh.md (between the course-time markers)")
     args = parser.parse_args()
@@ -79,7 +82,7 @@ def main() -> None:
     previous = RESULTS / "course_time.json"
     existing = {p.name for p in course_notebooks()}
     by_name = {r["notebook"]: r for r in json.loads(previous.read_text())["notebooks"]} if previous.exists() else {}
-    for path in course_notebooks(args.notebooks):
+    for path in [] if args.no_run else course_notebooks(args.notebooks):
         load_before = os.getloadavg()[0]
         seconds, peak = time_notebook(path, save=args.in_place)
         load_after = os.getloadavg()[0]
@@ -123,18 +126,33 @@ def main() -> None:
     print(f"{total:7.1f} s  total -> {(RESULTS / 'course_time.md').relative_to(ROOT)}")
 
 
-ZH = {  # the table's prose lines in the Chinese README (the numbers are the same)
-    "Course run time, default parameters": "整门课程的运行时间：默认参数",
-    "CPU cores": "个CPU核心", ", no GPU": "，无GPU", ", GPU ": "，GPU ",
-    "Each notebook in a fresh kernel, one after another, nothing else running; load = the 1-minute load average before -> after (a notebook that runs its seeds in worker processes raises it itself: two busy cores read as about 2).":
-        "每个笔记本在新的内核中依次运行，期间没有其他任务；负载 = 运行前 -> 运行后的1分钟平均负载"
-        "（在工作进程中并行运行各随机种子的笔记本自己就会抬高负载：两个忙碌的核心读数约为2）。",
-    "| notebook | seconds | peak memory (MiB) | load |": "| 笔记本 | 秒 | 峰值内存（MiB） | 负载 |",
-    " (added later)": "（后来加入）", "the first edition's": "第一版的", "notebooks**": "个笔记本**",
-    "whole course (": "整门课程（", "Goals: ": "目标：", "the first edition's notebooks": "第一版的笔记本",
-    "the whole course": "整门课程", "each notebook": "每个笔记本", "(met)": "（已达到）", "(not met)": "（未达到）",
-    "(over: ": "（超出：",
-}
+ZH = [  # (pattern, replacement) for the table's prose lines in the Chinese README; the numbers stay
+    (r"^Course run time, default parameters, (\d+) CPU cores, no GPU, torch (\S+)\.$",
+     r"整门课程的运行时间：默认参数，\1个CPU核心，无GPU，torch \2。"),
+    (r"^Course run time, default parameters, (\d+) CPU cores, GPU (.+), torch (\S+)\.$",
+     r"整门课程的运行时间：默认参数，\1个CPU核心，GPU \2，torch \3。"),
+    (r"^Each notebook in a fresh kernel.*$",
+     "每个笔记本在新的内核中依次运行，期间没有其他任务；负载 = 运行前 -> 运行后的1分钟平均负载"
+     "（在工作进程中并行运行各随机种子的笔记本自己就会抬高负载：两个忙碌的核心读数约为2）。"),
+    (r"^\| notebook \| seconds \| peak memory \(MiB\) \| load \|$", "| 笔记本 | 秒 | 峰值内存（MiB） | 负载 |"),
+    (r" \(added later\) \|", "（后来加入） |"),
+    (r"\*\*the first edition's (\d+) notebooks\*\*", r"**第一版的\1个笔记本**"),
+    (r"\*\*whole course \((\d+) notebooks\)\*\*", r"**整门课程（\1个笔记本）**"),
+    (r"^Goals: ", "目标："),
+    (r"the first edition's notebooks ≤ (\d+) s", r"第一版的笔记本 ≤ \1秒"),
+    (r"the whole course ≤ (\d+) s", r"整门课程 ≤ \1秒"),
+    (r"each notebook ≤ (\d+) s", r"每个笔记本 ≤ \1秒"),
+    (r" \(met\)", "（已达到）"), (r" \(not met\)", "（未达到）"),
+    (r" \(over: ([^)]*)\)", r"（超出：\1）"),
+    (r"）, ", "），"), (r"）\.$", "）。"),
+]
+
+
+def to_chinese(line: str) -> str:
+    """One line of the table in the Chinese README's words."""
+    for pattern, replacement in ZH:
+        line = re.sub(pattern, replacement, line)
+    return line
 
 
 def update_readmes(lines: list[str], root: Path = ROOT) -> None:
@@ -145,10 +163,7 @@ def update_readmes(lines: list[str], root: Path = ROOT) -> None:
         start, end = "<!-- course-time:start -->\n", "<!-- course-time:end -->"
         if start not in text or end not in text:
             sys.exit(f"{name}: the course-time markers are missing; add {start.strip()} and {end} around the table")
-        body = "\n".join(lines) + "\n"
-        if translate:
-            for en, zh in ZH.items():
-                body = body.replace(en, zh)
+        body = "\n".join(to_chinese(line) if translate else line for line in lines) + "\n"
         head, rest = text.split(start, 1)
         path.write_text(head + start + body + end + rest.split(end, 1)[1])
 

@@ -58,11 +58,15 @@ def test_course_time_table_goes_into_both_readmes_and_the_committed_one_is_there
     for name in ("README.md", "README.zh.md"):
         (tmp_path / name).write_text("intro\n<!-- course-time:start -->\nold table\n<!-- course-time:end -->\nrest\n")
     lines = ["Course run time, default parameters, 2 CPU cores, no GPU, torch x.", "",
-             "| notebook | seconds | peak memory (MiB) | load |", "|---|---:|---:|---|", "| 01_a.ipynb | 12.5 | 800 | 0.1 -> 0.9 |"]
+             "| notebook | seconds | peak memory (MiB) | load |", "|---|---:|---:|---|", "| 01_a.ipynb | 12.5 | 800 | 0.1 -> 0.9 |",
+             "| **whole course (24 notebooks)** | **841** | | |",
+             "Goals: the whole course ≤ 360 s (not met), each notebook ≤ 60 s (over: 04f_faces.ipynb)."]
     ct.update_readmes(lines, root=tmp_path)
     en, zh = ((tmp_path / n).read_text() for n in ("README.md", "README.zh.md"))
     assert "old table" not in en and "| 01_a.ipynb | 12.5 | 800 | 0.1 -> 0.9 |" in en and en.endswith("rest\n")
     assert "| 笔记本 | 秒 | 峰值内存（MiB） | 负载 |" in zh and "| 01_a.ipynb | 12.5 |" in zh
+    assert "| **整门课程（24个笔记本）** | **841** |" in zh
+    assert "目标：整门课程 ≤ 360秒（未达到），每个笔记本 ≤ 60秒（超出：04f_faces.ipynb）。" in zh
     (tmp_path / "README.md").write_text("no markers\n")
     with pytest.raises(SystemExit, match="markers are missing"):
         ct.update_readmes(lines, root=tmp_path)
