@@ -231,12 +231,12 @@ def map_seeds(fn: Callable[[int], Any], seeds: Iterable[int], workers: int | str
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             futures = [pool.submit(_apply, seed) for seed in seeds[1:]]
             outputs = [fn(seeds[0])]  # here, while the workers run the other seeds
-            for future in futures:
-                if bar is not None:
-                    bar.update(1)
-                outputs.append(future.result())
             if bar is not None:
                 bar.update(1)
+            for future in futures:
+                outputs.append(future.result())
+                if bar is not None:
+                    bar.update(1)
             return outputs
     finally:
         _JOB = None
