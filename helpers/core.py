@@ -551,6 +551,25 @@ def _short(value: Any) -> str:
     return repr(value)
 
 
+def _torchvision_version() -> str:
+    """torchvision's version without importing it (its import pulls in torch._dynamo: seconds)."""
+    import importlib.util
+    import re
+    import sys
+    from importlib import metadata
+
+    if "torchvision" in sys.modules:
+        return sys.modules["torchvision"].__version__
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None:
+        return "not installed"
+    try:  # version.py carries the local label (e.g. +cpu) that the package metadata may lack
+        text = (Path(spec.origin).parent / "version.py").read_text()
+        return re.search(r"__version__\s*=\s*['\"]([^'\"]+)", text).group(1)
+    except (OSError, AttributeError, TypeError):
+        return metadata.version("torchvision")
+
+
 def setup(
     params: Mapping[str, Any] | None = None,
     *,
@@ -573,11 +592,7 @@ def setup(
     seed_everything(seed)
     if style:
         set_style()
-    import torchvision
-
-    report = RunReport(
-        device=dev, seed=seed, torchvision_version=torchvision.__version__, params=params
-    )
+    report = RunReport(device=dev, seed=seed, torchvision_version=_torchvision_version(), params=params)
     if not quiet:
         print(report.summary())
     return report

@@ -97,6 +97,25 @@ def load_photo(name: str) -> np.ndarray:
 # --------------------------------------------------------------------------- torchvision sets
 
 _TV_FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+#: torchvision's file names, MD5s and class names (`datasets.MNIST.resources`, `.classes`), written
+#: out so that reading the local archives does not import torchvision (seconds, with torch._dynamo);
+#: `tests/test_data.py` checks them against torchvision, which still does every download.
+_TV_RESOURCES = {
+    "mnist": [("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+              ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
+              ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
+              ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c")],
+    "fashion_mnist": [("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+                      ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
+                      ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
+                      ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310")],
+}
+_TV_CLASSES = {
+    "mnist": ["0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five", "6 - six", "7 - seven",
+              "8 - eight", "9 - nine"],
+    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"],
+}
 
 
 def _md5(path: Path) -> str:
@@ -146,12 +165,10 @@ def _read_idx_checked(path: Path, expect_ndim: int) -> np.ndarray:
 def _load_torchvision(name: str, data_dir: Path, download: bool) -> ImageData:
     """MNIST / Fashion-MNIST: read the verified `.gz` archives directly (nothing is extracted,
     so a read-only data folder works); download with torchvision only when they are missing."""
-    from torchvision import datasets
-
-    cls = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}[name]
+    resources = _TV_RESOURCES[name]
     raw = data_dir / _TV_FOLDERS[name] / "raw"
-    missing = _check_idx_archives(name, data_dir, cls.resources)
-    gz_present = all((raw / url.rsplit("/", 1)[-1]).exists() for url, _ in cls.resources)
+    missing = _check_idx_archives(name, data_dir, resources)
+    gz_present = all((raw / url.rsplit("/", 1)[-1]).exists() for url, _ in resources)
     if gz_present:
         parts = {}
         for split, prefix in (("train", "train"), ("test", "t10k")):
@@ -166,10 +183,13 @@ def _load_torchvision(name: str, data_dir: Path, download: bool) -> ImageData:
             y_train=parts["train"][1],
             x_test=parts["test"][0],
             y_test=parts["test"][1],
-            classes=list(cls.classes),
+            classes=list(_TV_CLASSES[name]),
         )
     if missing and not download:
         raise DatasetError(_missing_message(name, data_dir, missing))
+    from torchvision import datasets  # the download path: torchvision's mirrors and checksums
+
+    cls = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}[name]
     try:
         train = cls(str(data_dir), train=True, download=download)
         test = cls(str(data_dir), train=False, download=download)

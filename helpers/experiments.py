@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy.special import stdtrit  # Student's t quantile; scipy.stats would cost ~2 s to import
 
 from .core import interactive
 
@@ -81,7 +81,7 @@ def mean_ci(values: Iterable[float], confidence: float = 0.95, label: str = "") 
     if x.size == 1:
         return Estimate(mean, -math.inf, math.inf, 1, label)
     sem = float(x.std(ddof=1)) / math.sqrt(x.size)
-    half = float(stats.t.ppf(0.5 + confidence / 2, df=x.size - 1)) * sem
+    half = float(stdtrit(x.size - 1, 0.5 + confidence / 2)) * sem
     return Estimate(mean, mean - half, mean + half, int(x.size), label)
 
 

@@ -164,3 +164,12 @@ def test_load_photo_and_unknown_photo():
 
 def test_data_module_exports():
     assert {"read_idx", "load_dataset"} <= set(hdata.__all__)
+
+
+def test_written_out_file_checksums_and_classes_are_torchvisions():
+    """The archives are verified and read without importing torchvision; the constants must be its own."""
+    from torchvision import datasets
+
+    for name, cls in (("mnist", datasets.MNIST), ("fashion_mnist", datasets.FashionMNIST)):
+        assert hdata._TV_RESOURCES[name] == [tuple(r) for r in cls.resources], name
+        assert hdata._TV_CLASSES[name] == list(cls.classes), name

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 
 import matplotlib.pyplot as plt
@@ -72,3 +74,36 @@ def test_plot_history_draws_train_and_validation():
     train_line = fig.axes[0].get_lines()[0]
     assert list(train_line.get_ydata()) == pytest.approx(history.to_frame()["train_loss"].tolist())
     plt.close(fig)
+
+
+def test_the_written_out_theme_is_seaborns():
+    """SEABORN_THEME spares every notebook seaborn's import; it must stay what seaborn sets."""
+    import matplotlib as mpl
+    import seaborn as sns
+
+    from helpers.style import SEABORN_THEME
+
+    with mpl.rc_context():
+        mpl.rcdefaults()
+        defaults = dict(mpl.rcParams)
+        sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
+        seaborn_sets = {k: v for k, v in mpl.rcParams.items() if v != defaults[k] and k != "image.cmap"}
+        mpl.rcdefaults()
+        mpl.rcParams.update(SEABORN_THEME)
+        ours = {k: mpl.rcParams[k] for k in seaborn_sets}
+        assert set(SEABORN_THEME) == set(seaborn_sets)
+        for key, value in seaborn_sets.items():
+            if key == "axes.prop_cycle":  # same colours, as hex strings instead of RGB tuples
+                theirs = [mpl.colors.to_hex(c["color"]) for c in value]
+                assert [mpl.colors.to_hex(c["color"]) for c in ours[key]] == theirs
+            else:
+                assert ours[key] == value, key
+    set_style()
+
+
+def test_setup_imports_neither_seaborn_nor_torchvision():
+    """Both cost seconds at every notebook's start; they load only where a notebook uses them."""
+    code = ("import sys, helpers; helpers.setup(helpers.check_params(seed=0), quiet=True); "
+            "print(sorted({'seaborn', 'torchvision', 'scipy.stats'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
