@@ -39,9 +39,14 @@ LATER_NOTEBOOKS = {"04g_object_detection.ipynb", "04h_segmentation.ipynb", "04i_
                    "06c_train_fast_on_a_cpu.ipynb"}
 
 
-def time_notebook(path: Path, save: bool = False) -> tuple[float, float]:
-    """Execute a notebook in a fresh kernel; return (seconds, peak memory in MiB).
+COMPARISON_CALLS = ("experiments.run(", "map_seeds(")  # a cell that runs a seeded comparison calls one
 
+
+def time_notebook(path: Path, save: bool = False) -> tuple[float, float, float]:
+    """Execute a notebook in a fresh kernel; return (seconds, peak memory in MiB, comparison seconds).
+
+    Comparison seconds: the time of the cells that run seeded comparisons (`experiments.run`,
+    `map_seeds`), so the table shows how much of a notebook its measured lessons cost.
     With `save`, the notebook is written back with its fresh outputs (as `make notebooks`).
     """
     import nbformat
@@ -51,9 +56,13 @@ def time_notebook(path: Path, save: bool = False) -> tuple[float, float]:
     client = NotebookClient(nb, timeout=900, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOKS)}})
     start = time.perf_counter()
+    comparisons = 0.0
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
+            cell_start = time.perf_counter()
             client.execute_cell(cell, index)
+            if cell.cell_type == "code" and any(call in cell.source for call in COMPARISON_CALLS):
+                comparisons += time.perf_counter() - cell_start
         seconds = time.perf_counter() - start
         probe = nbformat.v4.new_code_cell(PEAK_MEMORY_PROBE)
         nb.cells.append(probe)
@@ -63,7 +72,7 @@ def time_notebook(path: Path, save: bool = False) -> tuple[float, float]:
     if save:
         clean_metadata(nb)
         nbformat.write(nb, path)
-    return seconds, peak
+    return seconds, peak, comparisons
 
 
 def main() -> None:
@@ -84,21 +93,24 @@ def main() -> None:
     by_name = {r["notebook"]: r for r in json.loads(previous.read_text())["notebooks"]} if previous.exists() else {}
     for path in [] if args.no_run else course_notebooks(args.notebooks):
         load_before = os.getloadavg()[0]
-        seconds, peak = time_notebook(path, save=args.in_place)
+        seconds, peak, comparisons = time_notebook(path, save=args.in_place)
         load_after = os.getloadavg()[0]
         by_name[path.name] = {"notebook": path.name, "seconds": round(seconds, 1), "peak_mib": round(peak),
+                              "comparison_seconds": round(comparisons, 1),
                               "load_before": round(load_before, 2), "load_after": round(load_after, 2)}
         print(f"{seconds:7.1f} s  {peak:7.0f} MiB  load {load_before:.2f} -> {load_after:.2f}  {path.name}",
               flush=True)
     rows = [by_name[name] for name in sorted(by_name) if name in existing]
     first = [r for r in rows if r["notebook"] not in LATER_NOTEBOOKS]
     total, first_total = sum(r["seconds"] for r in rows), sum(r["seconds"] for r in first)
+    first_comparisons = sum(r.get("comparison_seconds", 0.0) for r in first)
     machine = {
         "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "python": platform.python_version(), "torch": torch.__version__,
     }
     result = {"machine": machine, "total_seconds": round(total, 1), "first_edition_seconds": round(first_total, 1),
+              "first_edition_comparison_seconds": round(first_comparisons, 1),
               "notebooks": rows, "goal": {"first_edition_total_s": BUDGET_TOTAL_S, "course_total_s": BUDGET_COURSE_S,
                                           "per_notebook_s": BUDGET_NOTEBOOK_S}}
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -108,18 +120,22 @@ def main() -> None:
         f"{', GPU ' + machine['gpu'] if machine['gpu'] else ', no GPU'}, torch {machine['torch']}.",
         "Each notebook in a fresh kernel, one after another, nothing else running; load = the 1-minute "
         "load average before -> after (a notebook that runs its seeds in worker processes raises it itself: "
-        "two busy cores read as about 2).",
-        "", "| notebook | seconds | peak memory (MiB) | load |", "|---|---:|---:|---|",
+        "two busy cores read as about 2). Comparisons = the seconds of the cells that run seeded comparisons "
+        "(`experiments.run`, `map_seeds`): what the measured lessons cost.",
+        "", "| notebook | seconds | comparisons | peak memory (MiB) | load |", "|---|---:|---:|---:|---|",
     ]
     lines += [f"| {r['notebook']}{' (added later)' if r['notebook'] in LATER_NOTEBOOKS else ''} | {r['seconds']} "
-              f"| {r['peak_mib']} | {r.get('load_before', '?')} -> {r.get('load_after', '?')} |" for r in rows]
-    lines.append(f"| **the first edition's {len(first)} notebooks** | **{first_total:.0f}** | | |")
-    lines.append(f"| **whole course ({len(rows)} notebooks)** | **{total:.0f}** | | |")
+              f"| {r.get('comparison_seconds', '?')} | {r['peak_mib']} "
+              f"| {r.get('load_before', '?')} -> {r.get('load_after', '?')} |" for r in rows]
+    lines.append(f"| **the first edition's {len(first)} notebooks** | **{first_total:.0f}** "
+                 f"| **{first_comparisons:.0f}** | | |")
+    lines.append(f"| **whole course ({len(rows)} notebooks)** | **{total:.0f}** | | | |")
     over = [r["notebook"] for r in rows if r["seconds"] > BUDGET_NOTEBOOK_S]
     lines += ["", f"Goals: the first edition's notebooks ≤ {BUDGET_TOTAL_S} s "
               f"({'met' if first_total <= BUDGET_TOTAL_S else 'not met'}), the whole course ≤ {BUDGET_COURSE_S} s "
               f"({'met' if total <= BUDGET_COURSE_S else 'not met'}), each notebook ≤ {BUDGET_NOTEBOOK_S} s "
-              f"({'met' if not over else 'over: ' + ', '.join(over)})."]
+              f"({'met' if not over else 'over: ' + ', '.join(over)}).",
+              "", f"Outside the comparisons, the first edition's notebooks take {first_total - first_comparisons:.0f} s."]
     (RESULTS / "course_time.md").write_text("\n".join(lines) + "\n")
     if args.readme:
         update_readmes(lines)
@@ -133,8 +149,10 @@ ZH = [  # (pattern, replacement) for the table's prose lines in the Chinese READ
      r"整门课程的运行时间：默认参数，\1个CPU核心，GPU \2，torch \3。"),
     (r"^Each notebook in a fresh kernel.*$",
      "每个笔记本在新的内核中依次运行，期间没有其他任务；负载 = 运行前 -> 运行后的1分钟平均负载"
-     "（在工作进程中并行运行各随机种子的笔记本自己就会抬高负载：两个忙碌的核心读数约为2）。"),
-    (r"^\| notebook \| seconds \| peak memory \(MiB\) \| load \|$", "| 笔记本 | 秒 | 峰值内存（MiB） | 负载 |"),
+     "（在工作进程中并行运行各随机种子的笔记本自己就会抬高负载：两个忙碌的核心读数约为2）。"
+     "对比实验 = 运行多种子对比的单元格（`experiments.run`、`map_seeds`）所用的秒数：即这些经过测量的结论的代价。"),
+    (r"^\| notebook \| seconds \| comparisons \| peak memory \(MiB\) \| load \|$",
+     "| 笔记本 | 秒 | 对比实验 | 峰值内存（MiB） | 负载 |"),
     (r" \(added later\) \|", "（后来加入） |"),
     (r"\*\*the first edition's (\d+) notebooks\*\*", r"**第一版的\1个笔记本**"),
     (r"\*\*whole course \((\d+) notebooks\)\*\*", r"**整门课程（\1个笔记本）**"),
@@ -145,6 +163,7 @@ ZH = [  # (pattern, replacement) for the table's prose lines in the Chinese READ
     (r" \(met\)", "（已达到）"), (r" \(not met\)", "（未达到）"),
     (r" \(over: ([^)]*)\)", r"（超出：\1）"),
     (r"）, ", "），"), (r"）\.$", "）。"),
+    (r"^Outside the comparisons, the first edition's notebooks take (\d+) s\.$", r"除去对比实验，第一版的笔记本用时\1秒。"),
 ]
 
 

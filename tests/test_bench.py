@@ -58,13 +58,14 @@ def test_course_time_table_goes_into_both_readmes_and_the_committed_one_is_there
     for name in ("README.md", "README.zh.md"):
         (tmp_path / name).write_text("intro\n<!-- course-time:start -->\nold table\n<!-- course-time:end -->\nrest\n")
     lines = ["Course run time, default parameters, 2 CPU cores, no GPU, torch x.", "",
-             "| notebook | seconds | peak memory (MiB) | load |", "|---|---:|---:|---|", "| 01_a.ipynb | 12.5 | 800 | 0.1 -> 0.9 |",
-             "| **whole course (24 notebooks)** | **841** | | |",
+             "| notebook | seconds | comparisons | peak memory (MiB) | load |", "|---|---:|---:|---:|---|",
+             "| 01_a.ipynb | 12.5 | 3.0 | 800 | 0.1 -> 0.9 |",
+             "| **whole course (24 notebooks)** | **841** | | | |",
              "Goals: the whole course ≤ 360 s (not met), each notebook ≤ 60 s (over: 04f_faces.ipynb)."]
     ct.update_readmes(lines, root=tmp_path)
     en, zh = ((tmp_path / n).read_text() for n in ("README.md", "README.zh.md"))
-    assert "old table" not in en and "| 01_a.ipynb | 12.5 | 800 | 0.1 -> 0.9 |" in en and en.endswith("rest\n")
-    assert "| 笔记本 | 秒 | 峰值内存（MiB） | 负载 |" in zh and "| 01_a.ipynb | 12.5 |" in zh
+    assert "old table" not in en and "| 01_a.ipynb | 12.5 | 3.0 | 800 | 0.1 -> 0.9 |" in en and en.endswith("rest\n")
+    assert "| 笔记本 | 秒 | 对比实验 | 峰值内存（MiB） | 负载 |" in zh and "| 01_a.ipynb | 12.5 |" in zh
     assert "| **整门课程（24个笔记本）** | **841** |" in zh
     assert "目标：整门课程 ≤ 360秒（未达到），每个笔记本 ≤ 60秒（超出：04f_faces.ipynb）。" in zh
     (tmp_path / "README.md").write_text("no markers\n")
@@ -73,3 +74,18 @@ def test_course_time_table_goes_into_both_readmes_and_the_committed_one_is_there
     # the committed READMEs carry the committed measurement (`bench/course_time.py --readme`)
     committed = (ROOT / "bench" / "results" / "course_time.md").read_text()
     assert committed in (ROOT / "README.md").read_text()
+
+
+def test_course_time_counts_the_seconds_of_comparison_cells(tmp_path):
+    """The 'comparisons' column: time in cells that call experiments.run / map_seeds, and only there."""
+    import nbformat
+
+    ct = _course_time()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import time\ntime.sleep(0.4)"),
+                nbformat.v4.new_code_cell("time.sleep(0.8)  # stands for exp = experiments.run(...)"),
+                nbformat.v4.new_markdown_cell("experiments.run( in prose does not count")]
+    path = tmp_path / "probe.ipynb"
+    nbformat.write(nb, path)
+    seconds, peak, comparisons = ct.time_notebook(path)
+    assert comparisons >= 0.8 and seconds - comparisons >= 0.4 and peak > 0
