@@ -174,14 +174,20 @@ def available_workers() -> int:
     """How many seeds can run at once: free cores / torch threads, 1 where forking is unsafe.
 
     Forking is used only on Linux and only before CUDA or MPS is initialised (a forked child
-    cannot use the parent's GPU context); elsewhere experiments run serially.
+    cannot use the parent's GPU context); elsewhere experiments run serially. Notebooks that
+    pytest-xdist tests side by side (`PYTEST_XDIST_WORKER_COUNT`, inherited by their kernels)
+    share the cores: each gets its part, so the test run does not oversubscribe the machine.
     """
     import torch
 
     if sys.platform != "linux" or torch.cuda.is_initialized():
         return 1
     cores = len(os.sched_getaffinity(0))
-    return max(1, cores // max(1, torch.get_num_threads()))
+    try:
+        sharing = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    except ValueError:
+        sharing = 1
+    return max(1, cores // sharing // max(1, torch.get_num_threads()))
 
 
 _JOB: Callable[[int], Any] | None = None  # the function of the current map_seeds call, read by forked workers

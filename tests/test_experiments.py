@@ -11,6 +11,12 @@ from scipy import stats
 from helpers import experiments
 
 
+@pytest.fixture(autouse=True)
+def own_machine(monkeypatch):
+    """These tests exercise the parallel path: pretend no other xdist worker shares the cores."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+
+
 def test_mean_ci_matches_scipy_t_interval():
     x = [0.91, 0.93, 0.90, 0.94, 0.92]
     e = experiments.mean_ci(x)
@@ -137,3 +143,13 @@ def test_map_seeds_returns_objects_in_seed_order(one_thread):
     assert not torch.equal(serial[0].weight, serial[1].weight)
     with pytest.raises(ValueError, match="at least one seed"):
         experiments.map_seeds(train, [])
+
+
+def test_notebooks_tested_side_by_side_share_the_cores(monkeypatch, one_thread):
+    if experiments.available_workers() < 2:
+        pytest.skip("needs Linux and at least 2 cores")
+    alone = experiments.available_workers()
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")  # what nbval's kernels inherit under pytest -n 2
+    assert experiments.available_workers() == max(1, alone // 2)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "not a number")
+    assert experiments.available_workers() == alone
