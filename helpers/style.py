@@ -14,8 +14,8 @@ import warnings
 from pathlib import Path
 
 import matplotlib
-from cycler import cycler
 from matplotlib import font_manager
+from matplotlib.rcsetup import cycler  # matplotlib's validated cycler: no undeclared dependency
 
 __all__ = ["CJK_FONTS", "SEABORN_THEME", "bundled_cjk_font_file", "cjk_font", "set_style"]
 
